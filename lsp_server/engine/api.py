@@ -1,0 +1,94 @@
+"""The engine boundary: token ids and small dataclasses in, token ids and stats out.
+
+Nothing here imports torch, so the server, the scheduler and the tests can build requests and
+read results without the model stack.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+StopCheck = Callable[[Sequence[int]], bool]
+"""Called with the tokens generated so far; True ends the completion after the last of them.
+Both decode paths call it after every token, so they stop at the same token."""
+
+
+class Cancelled(Exception):
+    """Raised inside the engine when a request's cancel flag is set; caught at the boundary."""
+
+
+@dataclass
+class GenerationRequest:
+    """One completion to compute.
+
+    `target_ids` is the full prompt in the target's vocabulary (FIM specials included).
+    `draft_ids` is the draft's FIM-free view of the same context (ids < draft vocab), or None.
+    `context_ids` is text the copy drafter may copy from (prefix and suffix, shared ids).
+    `cache_key` names the cache slot (one per document) whose KV may be reused.
+    """
+
+    target_ids: list[int]
+    max_new_tokens: int
+    draft_ids: list[int] | None = None
+    context_ids: list[int] = field(default_factory=list)
+    stop_ids: frozenset[int] = frozenset()
+    stop: StopCheck | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+    deadline: float | None = None  # time.monotonic() value
+    cancel: threading.Event | None = None
+    cache_key: str | None = None
+    speculative: bool = True
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+@dataclass
+class Stats:
+    """Per-request measurements; the same numbers feed the log, `speclsp.stats` and the benchmarks."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefill_tokens: int = 0
+    generated_tokens: int = 0
+    target_forwards: int = 0
+    rounds: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    copy_drafted_tokens: int = 0
+    copy_accepted_tokens: int = 0
+    draft_reused_tokens: int = 0
+    draft_prefill_tokens: int = 0
+    prefill_ms: float = 0.0
+    draft_ms: float = 0.0
+    verify_ms: float = 0.0
+    decode_ms: float = 0.0
+    engine_ms: float = 0.0
+    finish_reason: str = ""
+
+    @property
+    def mean_accepted(self) -> float:
+        """Tokens emitted per target forward in speculative rounds (1.0 means no gain)."""
+        return (self.accepted_tokens + self.rounds) / self.rounds if self.rounds else 0.0
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["mean_accepted"] = round(self.mean_accepted, 3)
+        for k, v in d.items():
+            if isinstance(v, float):
+                d[k] = round(v, 3)
+        return d
+
+
+@dataclass
+class GenerationResult:
+    tokens: list[int]
+    stats: Stats

@@ -1,0 +1,51 @@
+"""Preallocated key/value caches indexed by position.
+
+A cache holds K/V for positions 0..length-1 and remembers which token ids produced them, so a
+later prompt can be checked against real ids (never a hash) before its prefix is reused.
+Rolling back — a rejected draft, an edit before the cursor — only moves the position: the
+stale rows beyond it are overwritten by the next forward and are never attended to, because
+attention only reads positions below the writer's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class KVCache:
+    """K/V for one model and one context: tensors [layers, 1, kv_heads, capacity, head_dim]."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, capacity: int,
+                 dtype: torch.dtype, device: torch.device | str):
+        shape = (layers, 1, kv_heads, capacity, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.capacity = capacity
+        self.tokens: list[int] = []  # ids held at positions 0..length-1
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def nbytes(self) -> int:
+        return self.k.numel() * self.k.element_size() * 2
+
+    def common_prefix(self, ids: Sequence[int]) -> int:
+        """How many leading ids of `ids` this cache already holds."""
+        n = min(len(ids), self.length)
+        held = self.tokens
+        i = 0
+        while i < n and held[i] == ids[i]:
+            i += 1
+        return i
+
+    def rewind(self, length: int) -> None:
+        """Forget everything from `length` on. Only the position moves; no tensor is touched."""
+        assert 0 <= length <= self.length, (length, self.length)
+        del self.tokens[length:]
+
+    def room(self) -> int:
+        return self.capacity - self.length
