@@ -1,0 +1,83 @@
+// Builds the LanguageClient. Everything about completions lives in the server; the client
+// only starts it, forwards settings, filters by language and reports status.
+
+import * as os from "node:os";
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from "vscode-languageclient/node";
+import { isLanguageEnabled, serverCommand, serverSettings } from "./settings";
+
+export const SECTION = "speclsp";
+
+export const config = (): vscode.WorkspaceConfiguration => vscode.workspace.getConfiguration(SECTION);
+
+export interface ClientHooks {
+  /** Called after every inline completion request, answered or not. */
+  onInlineRequest(): void;
+}
+
+export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks): LanguageClient {
+  const cfg = config();
+  const { command, args } = serverCommand(cfg, {
+    workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    userHome: os.homedir(),
+  });
+  log.info(`Starting server: ${[command, ...args].join(" ")}`);
+  // The same executable for run and debug; stdio is the default transport for executables.
+  const serverOptions: ServerOptions = { command, args };
+
+  // Last settings the server has: initializationOptions first, then each forwarded change.
+  // Used to skip notifications when only client-only keys (enable, languages, ...) changed.
+  let lastSent = "";
+
+  const clientOptions: LanguageClientOptions = {
+    // All files and unsaved buffers; per-language enablement is applied in the middleware
+    // below (not here) so that toggling it needs no restart.
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    initializationOptions: () => {
+      const settings = serverSettings(config());
+      lastSent = JSON.stringify(settings);
+      return settings;
+    },
+    // Lets the library watch `speclsp.*`; the middleware sends the filtered section instead
+    // of the whole one, because the server reports keys it does not know.
+    synchronize: { configurationSection: SECTION },
+    outputChannel: log,
+    traceOutputChannel: log,
+    middleware: {
+      workspace: {
+        didChangeConfiguration: async () => {
+          const settings = serverSettings(config());
+          const json = JSON.stringify(settings);
+          if (json === lastSent) {
+            return;
+          }
+          lastSent = json;
+          await client.sendNotification(DidChangeConfigurationNotification.type, {
+            settings: { [SECTION]: settings },
+          });
+        },
+      },
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        if (!isLanguageEnabled(config(), document.languageId)) {
+          return null;
+        }
+        try {
+          return await next(document, position, context, token);
+        } finally {
+          hooks.onInlineRequest();
+        }
+      },
+    },
+  };
+
+  // Inline items carry `command: speclsp.accepted`; the library's ExecuteCommandFeature
+  // registers every command the server lists in `executeCommandProvider` as a VS Code
+  // command that forwards to the server, so no client-side command of that name exists.
+  const client = new LanguageClient(SECTION, "speclsp", serverOptions, clientOptions);
+  return client;
+}
