@@ -1,0 +1,175 @@
+"""Load the target, the draft and the tokenizer: by Hugging Face id or local directory.
+
+Only safetensors weights are read and `trust_remote_code` is never enabled: a model directory
+is data, not code. Every failure becomes a ModelError whose message tells the user what to do.
+With no setting, the real pair is used when it is already on this machine (Hugging Face cache);
+otherwise the embedded demo pair shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import DEFAULT_DRAFT, DEFAULT_TARGET, Settings
+from .tokenizer import TokenCodec
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "models" / "demo"
+SUPPORTED = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
+Progress = Callable[[str, int], None]  # (message, percent)
+
+
+class ModelError(Exception):
+    """A model cannot be used; the message is shown to the user as is."""
+
+
+@dataclass
+class LoadedModels:
+    target: torch.nn.Module
+    draft: torch.nn.Module | None
+    codec: TokenCodec
+    draft_vocab: int
+    device: torch.device
+    dtype: torch.dtype
+    info: dict = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA or ROCm (both are torch.cuda) when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {name!r} asked for, but this PyTorch sees no CUDA/ROCm GPU; set device to 'auto' or 'cpu'")
+    return dev
+
+
+def resolve_dtype(name: str, device: torch.device, weight_bytes_fp32: int = 0) -> torch.dtype:
+    """'auto': float16 on GPUs (bfloat16 is no faster there for decoding), float32 on CPUs unless
+    the model is big enough that halving its memory matters more than bf16's slower CPU kernels."""
+    if name != "auto":
+        return getattr(torch, name)
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if weight_bytes_fp32 > 4 << 30 else torch.float32
+
+
+def demo_paths() -> tuple[Path, Path]:
+    return DEMO_DIR / "target", DEMO_DIR / "draft"
+
+
+def local_snapshot(repo_id: str) -> str | None:
+    """The directory of `repo_id` in the Hugging Face cache, without touching the network."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors", "*.model"])
+    except Exception:
+        return None
+
+
+def resolve_sources(settings: Settings) -> tuple[str, str | None, list[str]]:
+    """Which target and draft to load, and notices to show once (e.g. 'using the demo pair')."""
+    notices: list[str] = []
+    target, draft = settings.target, settings.draft
+    if not target:
+        target = local_snapshot(DEFAULT_TARGET)
+        if target is None:
+            target = str(demo_paths()[0])
+            notices.append(
+                "CodeLlama-7b is not on this machine: using the embedded demo models (small, for trying "
+                "speclsp out). Run `speclsp pull` to download the real pair, or set speclsp.target/draft "
+                "to a model id or directory.")
+            if not draft:
+                draft = str(demo_paths()[1])
+    if not draft:
+        draft = local_snapshot(DEFAULT_DRAFT)
+        if draft is None:
+            notices.append("AMD-Llama-135m-code is not on this machine: completing without a draft model.")
+    if draft == "none":
+        draft = None
+    return target, draft, notices
+
+
+def load_models(settings: Settings, progress: Progress = lambda m, p: None) -> LoadedModels:
+    t0 = time.perf_counter()
+    target_src, draft_src, notices = resolve_sources(settings)
+    device = resolve_device(settings.device)
+    progress(f"loading tokenizer from {target_src}", 5)
+    codec = TokenCodec(_load_tokenizer(target_src))
+    progress(f"loading target model {target_src}", 10)
+    target = _load_model(target_src, device, settings.dtype)
+    draft, draft_vocab = None, 0
+    if draft_src is not None:
+        progress(f"loading draft model {draft_src}", 70)
+        try:
+            draft = _load_model(draft_src, device, settings.dtype)
+            draft_vocab = check_pair(target, draft, codec, _load_tokenizer(draft_src))
+        except ModelError as e:
+            notices.append(f"draft model not used, completing without speculation: {e}")
+            draft = None
+    progress("models loaded", 100)
+    info = {"target": target_src, "draft": draft_src if draft is not None else None, "device": str(device),
+            "dtype": str(next(target.parameters()).dtype).replace("torch.", ""),
+            "load_s": round(time.perf_counter() - t0, 2), "fim": codec.fim is not None}
+    return LoadedModels(target, draft, codec, draft_vocab, device, next(target.parameters()).dtype, info, notices)
+
+
+def check_pair(target: torch.nn.Module, draft: torch.nn.Module, codec: TokenCodec, draft_tokenizer) -> int:
+    """The draft may have fewer ids than the target, but every id it has must mean the same text."""
+    tv, dv = target.config.vocab_size, draft.config.vocab_size
+    if dv > tv:
+        raise ModelError(f"draft vocabulary ({dv}) is larger than the target's ({tv})")
+    shared = min(dv, len(draft_tokenizer))
+    if TokenCodec(draft_tokenizer).vocab_prefix(shared) != codec.vocab_prefix(shared):
+        raise ModelError("draft and target tokenizers disagree on shared ids; they are not a speculative pair")
+    return dv
+
+
+def _load_tokenizer(src: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(_explain(src, "tokenizer", e)) from e
+
+
+def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Module:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(src, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(_explain(src, "model config", e)) from e
+    arch = (getattr(config, "architectures", None) or ["?"])[0]
+    if arch not in SUPPORTED:
+        raise ModelError(f"{src}: architecture {arch} is not supported (supported: {', '.join(SUPPORTED)})")
+    dtype = resolve_dtype(dtype_name, device, _fp32_bytes(config))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+        return model.to(device).eval()
+    except torch.OutOfMemoryError as e:
+        raise ModelError(f"{src} does not fit in {device} memory; try dtype float16/bfloat16, "
+                         "device 'cpu', or a smaller model") from e
+    except Exception as e:
+        raise ModelError(_explain(src, "model weights", e)) from e
+
+
+def _fp32_bytes(config) -> int:
+    h, v = config.hidden_size, config.vocab_size
+    ffn = getattr(config, "intermediate_size", 4 * h)
+    return 4 * (2 * v * h + config.num_hidden_layers * (4 * h * h + 3 * h * ffn))
+
+
+def _explain(src: str, what: str, error: Exception) -> str:
+    if os.path.isdir(src):
+        return f"cannot read the {what} in {src} ({type(error).__name__}: {str(error)[:200]}); check the directory"
+    return (f"cannot load the {what} of {src!r} ({type(error).__name__}: {str(error)[:200]}); "
+            "set speclsp.target/draft to a local directory, or run `speclsp pull` where the network is reachable")

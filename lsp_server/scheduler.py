@@ -1,0 +1,129 @@
+"""One model worker thread, newest request per document wins, background work yields.
+
+The event loop never runs model code: handlers submit jobs here and await their futures.
+Per document only the newest foreground request matters — an older one still queued is answered
+at once as superseded, and one already running has its cancel flag set, which the decode loop
+checks between model steps. Neovim never cancels superseded requests, so this is what keeps it
+responsive. Background jobs (prefill on open, prefetch after an answer) run only when no
+foreground job waits, and any new foreground job cancels the one running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """A newer request for the same document replaced this one."""
+
+
+@dataclass
+class Job:
+    key: str
+    fn: Callable[[threading.Event], Any]
+    foreground: bool = True
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: Future = field(default_factory=Future)
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    seq: int = 0
+
+    @property
+    def queue_ms(self) -> float:
+        return ((self.started or time.monotonic()) - self.submitted) * 1e3
+
+
+class Scheduler:
+    def __init__(self, name: str = "speclsp-model"):
+        self._cond = threading.Condition()
+        self._queue: list[Job] = []
+        self._running: Job | None = None
+        self._closed = False
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True,
+               supersede: bool = True) -> Job:
+        job = Job(key, fn, foreground, seq=next(self._seq))
+        with self._cond:
+            if self._closed:
+                job.future.set_exception(RuntimeError("scheduler closed"))
+                return job
+            if supersede:
+                self._supersede(key)
+            if foreground and self._running is not None and not self._running.foreground:
+                self._running.cancel.set()  # background work always yields to a real request
+            self._queue.append(job)
+            self._cond.notify()
+        return job
+
+    async def run(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True) -> Any:
+        """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag."""
+        job = self.submit(key, fn, foreground)
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            job.cancel.set()
+            raise
+
+    def busy(self) -> bool:
+        with self._cond:
+            return self._running is not None or any(j.foreground for j in self._queue)
+
+    def close(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._closed = True
+            for job in self._queue:
+                job.cancel.set()
+                job.future.set_exception(RuntimeError("server shutting down"))
+            self._queue.clear()
+            if self._running is not None:
+                self._running.cancel.set()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _supersede(self, key: str) -> None:
+        for job in [j for j in self._queue if j.key == key]:
+            self._queue.remove(job)
+            job.cancel.set()
+            job.future.set_exception(Superseded())
+        if self._running is not None and self._running.key == key:
+            self._running.cancel.set()
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            job = next((j for j in self._queue if j.foreground), self._queue[0])
+            self._queue.remove(job)
+            self._running = job
+            job.started = time.monotonic()
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                result = job.fn(job.cancel)
+            except BaseException as e:  # the worker must outlive any job
+                if not job.future.done():
+                    job.future.set_exception(e)
+            else:
+                job.future.set_result(result)
+            finally:
+                with self._cond:
+                    self._running = None

@@ -1,0 +1,283 @@
+"""The LSP server: capabilities and thin handlers.
+
+Each completion handler reads like the pipeline — cursor context → schedule → engine (prompt,
+decode) → post-process → items — and the work lives in the modules it calls. Handlers are
+`async` and never run model code: that happens on the scheduler's one worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections import deque
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from . import __version__
+from .config import Settings, SettingsMessages, settings_from_lsp
+from .documents import PositionError, cursor_context
+from .engine.api import Cancelled
+from .prompt import CursorContext
+from .scheduler import Scheduler, Superseded
+from .service import Completion, CompletionService
+
+log = logging.getLogger(__name__)
+
+STATUS = "speclsp/status"
+STATS_KEEP = 100
+WORD_RE = re.compile(r"[\w$]*$")
+
+
+class SpeclspServer(LanguageServer):
+    """Holds the session: settings, the model worker, the completion service and recent stats."""
+
+    def __init__(self, settings: Settings | None = None):
+        super().__init__("speclsp", __version__)
+        self.settings = settings or Settings()
+        self.service = CompletionService(self.settings)
+        self.scheduler = Scheduler()
+        self.messages = SettingsMessages()
+        self.stats: deque[dict] = deque(maxlen=STATS_KEEP)
+        self.request_ids = itertools.count(1)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.load_error: str | None = None
+
+    # -- status and messages (safe to call from the worker thread) -------------------------------
+
+    def status(self, state: str, message: str = "", **extra: Any) -> None:
+        self._from_any_thread(self.protocol.notify, STATUS, {"state": state, "message": message, **extra})
+
+    def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        log.warning("%s", message)
+        self._from_any_thread(self.window_show_message, types.ShowMessageParams(kind, message))
+
+    def _from_any_thread(self, fn, *args) -> None:
+        if self.loop is None:
+            return
+        try:
+            if _in_loop(self.loop):
+                fn(*args)
+            else:
+                self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    # -- settings and models ---------------------------------------------------------------------
+
+    def configure(self, options: Any) -> None:
+        settings, problems = settings_from_lsp(options, self.settings)
+        for problem in self.messages.fresh(problems):
+            self.tell(problem)
+        reload = self.service.apply(settings) if self.service.models is not None else False
+        self.settings = settings
+        if reload:
+            self.start_loading()
+
+    def start_loading(self) -> None:
+        """Load (or reload) the models on the worker, reporting progress and status."""
+        self.status("loading", "loading models", progress=0)
+
+        def load(cancel) -> None:
+            t0 = time.monotonic()
+            try:
+                info = self.service.load(lambda msg, pct: self.status("loading", msg, progress=pct))
+            except Exception as e:  # ModelError and anything unexpected: the server stays up
+                self.load_error = str(e)
+                log.exception("model loading failed")
+                self.status("error", str(e))
+                self.tell(f"speclsp: {e}", types.MessageType.Error)
+                return
+            self.load_error = None
+            for notice in self.service.notices:
+                self.tell(f"speclsp: {notice}", types.MessageType.Info)
+            info["startup_ms"] = round((time.monotonic() - t0) * 1e3)
+            log.info("models ready: %s", info)
+            self.status("ready", f"ready: {info['target']}", models=info)
+
+        self.scheduler.submit("__models__", load)
+
+    # -- the completion pipeline -------------------------------------------------------------------
+
+    def cursor(self, uri: str, position: types.Position) -> CursorContext:
+        """The text around the cursor of an open document; bad params are the client's error."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document {uri} is not open")
+        source = doc.source
+        if len(source) > self.settings.max_document_chars:
+            raise JsonRpcInvalidParams(f"document has {len(source)} characters, over the limit of "
+                                       f"{self.settings.max_document_chars} (speclsp.maxDocumentChars)")
+        try:
+            return cursor_context(source, position.line, position.character, self.encoding)
+        except PositionError as e:
+            raise JsonRpcInvalidParams(str(e)) from e
+
+    @property
+    def encoding(self) -> str:
+        return str(self.workspace.position_encoding or "utf-16")
+
+    async def complete(self, uri: str, ctx: CursorContext, trigger: str) -> tuple[Completion | None, int]:
+        """Schedule one completion; None when superseded, cancelled, not ready or failed."""
+        rid = next(self.request_ids)
+        record: dict[str, Any] = {"id": rid, "uri": uri, "trigger": trigger, "cancelled": False}
+        t0 = time.monotonic()
+        self.status("busy")
+
+        def job(cancel):
+            if not self.service.ready:
+                return None
+            record["queue_ms"] = round((time.monotonic() - t0) * 1e3, 3)
+            return self.service.complete(ctx, uri, cancel)
+
+        completion = None
+        try:
+            completion = await self.scheduler.run(uri, job)
+        except (Superseded, Cancelled):
+            record["cancelled"] = True
+        except asyncio.CancelledError:
+            record["cancelled"] = True
+            raise
+        except Exception as e:  # a fault in the model worker: log it, answer empty, keep serving
+            log.exception("completion %d failed", rid)
+            record["error"] = f"{type(e).__name__}: {e}"[:300]
+        finally:
+            record["latency_ms"] = round((time.monotonic() - t0) * 1e3, 3)
+            if completion is not None:
+                record.update(completion.stats, text_chars=len(completion.text))
+            self.stats.append(record)
+            log.info("request %s", {k: v for k, v in record.items() if k != "uri"})
+            self.status("ready" if self.service.ready else ("error" if self.load_error else "loading"),
+                        self.load_error or "", last=_brief(record))
+        return completion, rid
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _brief(record: dict) -> dict:
+    keys = ("latency_ms", "accepted_tokens", "drafted_tokens", "generated_tokens", "cancelled")
+    return {k: record[k] for k in keys if k in record}
+
+
+def _accept_command(rid: int) -> types.Command:
+    return types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[rid])
+
+
+def create_server(settings: Settings | None = None) -> SpeclspServer:
+    server = SpeclspServer(settings)
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: SpeclspServer, params: types.InitializeParams) -> None:
+        """Settings come first from initializationOptions; loading starts once initialized."""
+        ls.loop = asyncio.get_running_loop()
+        ls.configure(params.initialization_options or {})
+
+    @server.feature(types.INITIALIZED)
+    async def on_initialized(ls: SpeclspServer, params: types.InitializedParams) -> None:
+        await _progress_while_loading(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(ls: SpeclspServer, params: types.DidChangeConfigurationParams) -> None:
+        settings = params.settings
+        if isinstance(settings, dict) and isinstance(settings.get("speclsp"), dict):
+            settings = settings["speclsp"]
+        ls.configure(settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: SpeclspServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.scheduler.submit(uri, lambda cancel: ls.service.forget(uri), foreground=False)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: SpeclspServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        """Ghost text at the cursor: context → schedule → engine → post-process → one item."""
+        ctx = ls.cursor(params.text_document.uri, params.position)
+        trigger = "invoked" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked else "automatic"
+        completion, rid = await ls.complete(params.text_document.uri, ctx, trigger)
+        if completion is None or not completion.text:
+            return types.InlineCompletionList(items=[])
+        here = types.Range(params.position, params.position)
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(
+            insert_text=completion.text, range=here, command=_accept_command(rid))])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    async def completion(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
+        """The fallback for editors without inline completion: one item whose text is the completion."""
+        ctx = ls.cursor(params.text_document.uri, params.position)
+        completion, rid = await ls.complete(params.text_document.uri, ctx, "completion")
+        if completion is None or not completion.text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(is_incomplete=True, items=[_completion_item(ctx, params.position, completion.text, rid, ls.encoding)])
+
+    @server.command("speclsp.stats")
+    def stats(ls: SpeclspServer, *args) -> dict:
+        """The last requests' measurements, oldest first."""
+        return {"requests": list(ls.stats)}
+
+    @server.command("speclsp.accepted")
+    def accepted(ls: SpeclspServer, *args) -> None:
+        """The editor reports that the user took a suggestion."""
+        rid = args[0] if args else None
+        for record in ls.stats:
+            if record["id"] == rid:
+                record["accepted"] = True
+        return None
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls: SpeclspServer, *args) -> None:
+        ls.scheduler.close()
+
+    return server
+
+
+def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
+                     encoding: str) -> types.CompletionItem:
+    """Replace the word being typed with word + completion, so clients' own filtering keeps it."""
+    word = WORD_RE.search(ctx.line_prefix).group(0)
+    units = len(word.encode("utf-16-le", "surrogatepass")) // 2 if encoding == "utf-16" else (
+        len(word.encode("utf-8", "surrogatepass")) if encoding == "utf-8" else len(word))
+    start = types.Position(position.line, position.character - units)
+    label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
+    return types.CompletionItem(
+        label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",
+        filter_text=word + text.split("\n", 1)[0], sort_text="0",
+        text_edit=types.TextEdit(types.Range(start, position), word + text),
+        insert_text_format=types.InsertTextFormat.PlainText, command=_accept_command(rid))
+
+
+async def _progress_while_loading(ls: SpeclspServer) -> None:
+    """Start loading, with window/workDoneProgress when the client supports it."""
+    token = f"speclsp-load-{id(ls)}"
+    caps = ls.client_capabilities.window
+    progress = bool(caps and caps.work_done_progress)
+    if progress:
+        try:
+            await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="speclsp", message="loading models",
+                                                                          percentage=0))
+        except Exception:
+            progress = False
+    original = ls.status
+
+    def status(state: str, message: str = "", **extra: Any) -> None:
+        original(state, message, **extra)
+        if progress and state == "loading":
+            ls._from_any_thread(ls.work_done_progress.report, token, types.WorkDoneProgressReport(
+                message=message, percentage=int(extra.get("progress", 0))))
+        elif progress and state in ("ready", "error"):
+            ls._from_any_thread(ls.work_done_progress.end, token, types.WorkDoneProgressEnd(message=message))
+            ls.status = original
+
+    if progress:
+        ls.status = status
+    ls.start_loading()
