@@ -80,6 +80,7 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
 }
 CAMEL_KEYS = tuple(_FIELDS)
+CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace"})  # editor-side settings, not ours
 
 
 def _coerce(value: Any, kind: type) -> Any:
@@ -114,6 +115,8 @@ def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None =
     changes: dict[str, Any] = {}
     problems: list[str] = []
     for key, raw in options.items():
+        if key in CLIENT_KEYS:
+            continue
         if key not in _FIELDS:
             problems.append(f"unknown setting speclsp.{key} ignored")
             continue

@@ -75,7 +75,7 @@ def drop_suffix_overlap(text: str, ctx: CursorContext) -> str:
             return stripped[: len(stripped) - len(rest)]
         return text
     suffix_lines = [ln for ln in ctx.suffix.split("\n") if ln.strip()][:3]
-    lines = text.split("\n")
+    lines = text.rstrip().split("\n")
     for n in range(min(len(suffix_lines), len(lines) - 1), 0, -1):
         if [ln.rstrip() for ln in lines[-n:]] == [ln.rstrip() for ln in suffix_lines[:n]]:
             return "\n".join(lines[:-n])

@@ -24,6 +24,7 @@ from .config import Settings, SettingsMessages, settings_from_lsp
 from .documents import PositionError, cursor_context
 from .engine.api import Cancelled
 from .prompt import CursorContext
+from .protocol import SpeclspProtocol
 from .scheduler import Scheduler, Superseded
 from .service import Completion, CompletionService
 
@@ -38,7 +39,7 @@ class SpeclspServer(LanguageServer):
     """Holds the session: settings, the model worker, the completion service and recent stats."""
 
     def __init__(self, settings: Settings | None = None):
-        super().__init__("speclsp", __version__)
+        super().__init__("speclsp", __version__, protocol_cls=SpeclspProtocol)
         self.settings = settings or Settings()
         self.service = CompletionService(self.settings)
         self.scheduler = Scheduler()
@@ -74,9 +75,9 @@ class SpeclspServer(LanguageServer):
         settings, problems = settings_from_lsp(options, self.settings)
         for problem in self.messages.fresh(problems):
             self.tell(problem)
-        reload = self.service.apply(settings) if self.service.models is not None else False
+        reload = self.service.apply(settings)
         self.settings = settings
-        if reload:
+        if reload and self.service.models is not None:
             self.start_loading()
 
     def start_loading(self) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from . import faults
 from .config import Settings
 from .postprocess import make_stop, postprocess
 from .prompt import CursorContext, PromptBuilder
@@ -77,6 +78,7 @@ class CompletionService:
             seed=random.getrandbits(31) if s.temperature > 0 else None,
             deadline=time.monotonic() + s.time_budget_ms / 1e3, cancel=cancel, cache_key=key,
             speculative=s.speculative)
+        faults.before_request()
         result = self.engine.generate(request)
         text = postprocess(codec.decode_continuation(result.tokens), ctx)
         return Completion(text, result.stats.as_dict())

@@ -28,8 +28,11 @@ class GammaController:
     rounds_without_draft: int = 0
     decay: float = 0.8
     probe_every: int = 8
+    fixed: bool = False  # always draft max_gamma (benchmarks at a chosen length, tests of the rule)
 
     def choose(self) -> int:
+        if self.fixed:
+            return self.max_gamma
         if self.plain_ms == 0:  # calibrate: one plain step first, so costs are measured, not assumed
             return 0
         best, best_speed = 0, 1.0

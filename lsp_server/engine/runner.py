@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .. import faults
 from .kv_cache import KVCache
 
 
@@ -54,6 +55,7 @@ class ModelRunner:
         assert n > 0 and start + n <= cache.capacity, (start, n, cache.capacity)
         ids_t = ids.view(1, n) if isinstance(ids, torch.Tensor) else torch.tensor([tokens], device=self.device)
         positions = torch.arange(start, start + n, device=self.device)
+        faults.before_forward()
         logits = self._forward(cache, ids_t.to(self.device), positions, start + n)
         cache.tokens.extend(tokens)
         return logits

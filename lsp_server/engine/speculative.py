@@ -30,13 +30,14 @@ class Engine:
 
     def __init__(self, target_model: torch.nn.Module, draft_model: torch.nn.Module | None = None, *,
                  max_gamma: int = 6, cache_budget_bytes: int = 2 << 30, prefix_cache: bool = True,
-                 copy_drafter: bool = True):
+                 copy_drafter: bool = True, adaptive_gamma: bool = True):
         self.target = ModelRunner(target_model)
         self.drafter = ModelDrafter(ModelRunner(draft_model), self.target.vocab_size) if draft_model else None
         self.slots = SlotStore(self.target, self.drafter.runner if self.drafter else None,
                                cache_budget_bytes, prefix_cache)
         self.max_gamma = max_gamma
         self.copy_drafter = copy_drafter
+        self.adaptive_gamma = adaptive_gamma
         self.gammas: LRUCache = LRUCache(maxsize=256)  # document -> GammaController
 
     # -- public verbs -------------------------------------------------------------------------
@@ -199,6 +200,6 @@ class Engine:
         key = request.cache_key or ""
         ctl = self.gammas.get(key)
         if ctl is None or ctl.max_gamma != self.max_gamma:
-            ctl = GammaController(self.max_gamma)
+            ctl = GammaController(self.max_gamma, fixed=not self.adaptive_gamma)
             self.gammas[key] = ctl
         return ctl

@@ -1,0 +1,38 @@
+"""Line rules and filters: a table of cases (cursor context, generated text, shown text)."""
+
+import pytest
+
+from lsp_server.postprocess import cut_point, postprocess
+from lsp_server.prompt import CursorContext
+
+CASES = [
+    # single line: text after the cursor on its line
+    ("x = foo(", ")\n", "a, b)\nprint(x)", "a, b"),
+    ("x = [", "]\n", "1, 2]", "1, 2"),
+    # block from a blank indented line: stop at dedent
+    ("def f():\n    ", "\n", "a = 1\n    return a\nprint(f())\n", "a = 1\n    return a"),
+    # block from the end of a header line: the body only
+    ("def f():", "\n\nx = 1\n", "\n    return 1\n\ndef g():\n    pass\n", "\n    return 1"),
+    # mid-line without colon: the line only, siblings are not ours
+    ("x = 1 +", "\n", " 2\ny = 3\n", " 2"),
+    # two blank lines end a block
+    ("", "", "import os\n\n\nimport sys\n", "import os"),
+    # repeated suffix lines are dropped
+    ("def f():\n    ", "\n    return a\n", "a = 1\n    return a\n", "a = 1"),
+    # broken multi-byte tail dropped, trailing spaces trimmed
+    ("s = '", "'\n", "中文\ufffd", "中文"),
+    ("", "", "x = 1   ", "x = 1   "),
+    ("", "", "x = 1\n", "x = 1"),
+]
+
+
+@pytest.mark.parametrize("prefix,suffix,generated,shown", CASES)
+def test_postprocess_table(prefix, suffix, generated, shown):
+    assert postprocess(generated, CursorContext(prefix, suffix)) == shown
+
+
+def test_cut_point_waits_for_complete_lines():
+    ctx = CursorContext("def f():\n    ", "\n")
+    assert cut_point("a = 1\n    b", ctx) is None
+    assert cut_point("a = 1\nprint", ctx) is None  # the dedented line is not complete yet
+    assert cut_point("a = 1\nprint(1)\n", ctx) == 5

@@ -1,0 +1,78 @@
+"""One worker, newest request per document wins, background yields to foreground."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from lsp_server.scheduler import Scheduler, Superseded
+
+
+def blocking(started: threading.Event, release: threading.Event, out: list, name: str):
+    def fn(cancel):
+        started.set()
+        while not release.is_set() and not cancel.is_set():
+            time.sleep(0.001)
+        out.append((name, cancel.is_set()))
+        return name
+    return fn
+
+
+def test_newest_request_per_document_wins():
+    s = Scheduler()
+    started, release, out = threading.Event(), threading.Event(), []
+    first = s.submit("doc", blocking(started, release, out, "first"))
+    started.wait(2)
+    queued = s.submit("doc", lambda c: "second")
+    newest = s.submit("doc", lambda c: "third")
+    with pytest.raises(Superseded):
+        queued.future.result(1)  # answered at once, without running
+    assert newest.future.result(2) == "third"
+    assert first.future.result(2) == "first" and out == [("first", True)]  # the running one was flagged
+    s.close()
+
+
+def test_other_documents_are_not_superseded():
+    s = Scheduler()
+    a = s.submit("a", lambda c: (time.sleep(0.05), "a")[1])
+    b = s.submit("b", lambda c: "b")
+    assert a.future.result(2) == "a" and b.future.result(2) == "b"
+    s.close()
+
+
+def test_foreground_preempts_background_and_runs_first():
+    s = Scheduler()
+    started, release, out, order = threading.Event(), threading.Event(), [], []
+    bg = s.submit("bg", blocking(started, release, out, "bg"), foreground=False)
+    started.wait(2)
+    later_bg = s.submit("bg2", lambda c: order.append("bg2"), foreground=False)
+    fg = s.submit("doc", lambda c: order.append("fg"))
+    fg.future.result(2), later_bg.future.result(2), bg.future.result(2)
+    assert out == [("bg", True)] and order == ["fg", "bg2"]
+    s.close()
+
+
+def test_worker_survives_exceptions():
+    s = Scheduler()
+    bad = s.submit("x", lambda c: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        bad.future.result(2)
+    assert s.submit("x", lambda c: "ok").future.result(2) == "ok"
+    s.close()
+
+
+async def test_asyncio_cancel_sets_the_flag():
+    s = Scheduler()
+    started, release, out = threading.Event(), threading.Event(), []
+    task = asyncio.ensure_future(s.run("doc", blocking(started, release, out, "job")))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(200):
+        if out:
+            break
+        await asyncio.sleep(0.01)
+    assert out == [("job", True)]
+    s.close()
