@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+# Tiny models run fastest on one thread, and CI machines have two cores shared with the server
+# processes the end-to-end tests start: more threads only contend. Subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 from tests.fixtures import build_pair
 

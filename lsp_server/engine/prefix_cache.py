@@ -30,14 +30,22 @@ class Slot:
 
 
 class SlotStore:
-    def __init__(self, target: ModelRunner, draft: ModelRunner | None, budget_bytes: int, enabled: bool = True):
+    """With `working` set (graphs), every request runs in that one static slot: a document's KV is
+    copied in when it becomes the active one and copied out when another takes its place."""
+
+    def __init__(self, target: ModelRunner, draft: ModelRunner | None, budget_bytes: int, enabled: bool = True,
+                 working: Slot | None = None):
         self.target, self.draft = target, draft
         self.enabled = enabled and budget_bytes > 0
         self.slots: LRUCache = LRUCache(maxsize=max(budget_bytes, 1), getsizeof=lambda s: s.nbytes)
         self.evictions = 0
+        self.working = working
+        self.owner: str | None = None  # whose KV the working slot holds
 
     def acquire(self, key: str | None, target_len: int, draft_len: int) -> Slot:
         """The slot for `key`, grown to fit; a fresh one when caching is off or the key is new."""
+        if self.working is not None and target_len <= self.working.target.capacity:
+            return self._swap_in(key)
         slot = self.slots.pop(key, None) if (self.enabled and key is not None) else None
         if slot is None:
             slot = Slot(self._new(self.target, target_len), self._new(self.draft, draft_len))
@@ -47,6 +55,9 @@ class SlotStore:
 
     def release(self, key: str | None, slot: Slot) -> None:
         """Give the slot back after a request; it may evict others (or itself) to meet the budget."""
+        if slot is self.working:
+            self.owner = key if self.enabled else None
+            return
         if not self.enabled or key is None:
             return
         before = len(self.slots)
@@ -54,11 +65,36 @@ class SlotStore:
             self.slots[key] = slot
         self.evictions += max(0, before + 1 - len(self.slots))
 
-    def drop(self, key: str) -> None:
-        self.slots.pop(key, None)
+    def drop(self, key: str | None, slot: Slot | None = None) -> None:
+        """Forget a document's KV (closed, or a request on it failed)."""
+        if key is not None:
+            self.slots.pop(key, None)
+        if self.working is not None and (slot is self.working or (key is not None and self.owner == key)):
+            self._empty_working()
 
     def clear(self) -> None:
         self.slots.clear()
+        if self.working is not None:
+            self._empty_working()
+
+    def _empty_working(self) -> None:
+        self.working.target.rewind(0)
+        if self.working.draft is not None:
+            self.working.draft.rewind(0)
+        self.owner = None
+
+    def _swap_in(self, key: str | None) -> Slot:
+        w = self.working
+        if self.enabled and key is not None and key == self.owner:
+            return w  # typing on in the same document: nothing moves
+        if self.enabled and self.owner is not None:  # keep the previous document's KV
+            self.release(self.owner, Slot(_copy_valid(self.target, w.target), _copy_valid(self.draft, w.draft)))
+        saved = self.slots.pop(key, None) if (self.enabled and key is not None) else None
+        _load(w.target, saved.target if saved else None)
+        if w.draft is not None:
+            _load(w.draft, saved.draft if saved else None)
+        self.owner = None
+        return w
 
     @property
     def nbytes(self) -> int:
@@ -77,11 +113,28 @@ class SlotStore:
         if cache.capacity >= min(length, runner.max_positions):
             return cache
         grown = runner.new_cache(_rounded(length))
-        n = cache.length
-        grown.k[:, :, :, :n] = cache.k[:, :, :, :n]
-        grown.v[:, :, :, :n] = cache.v[:, :, :, :n]
-        grown.tokens = list(cache.tokens)
+        _load(grown, cache)
         return grown
+
+
+def _copy_valid(runner: ModelRunner | None, cache: KVCache | None) -> KVCache | None:
+    """A right-sized copy of the rows a cache holds."""
+    if runner is None or cache is None:
+        return None
+    copy = runner.new_cache(_rounded(max(cache.length, 1)))
+    _load(copy, cache)
+    return copy
+
+
+def _load(dst: KVCache, src: KVCache | None) -> None:
+    """Make `dst` hold what `src` holds (or nothing); only the valid rows are copied."""
+    if src is None:
+        dst.rewind(0)
+        return
+    n = min(src.length, dst.capacity)
+    dst.k[:, :, :, :n].copy_(src.k[:, :, :, :n])
+    dst.v[:, :, :, :n].copy_(src.v[:, :, :, :n])
+    dst.tokens = list(src.tokens[:n])
 
 
 def _rounded(n: int) -> int:

@@ -60,15 +60,22 @@ class ModelRunner:
         cache.tokens.extend(tokens)
         return logits
 
-    def _forward(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int) -> torch.Tensor:
+    def _forward(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int,
+                 masked: bool = False) -> torch.Tensor:
+        """`end`: attend to cache rows [0, end). `masked`: always build the position mask (graphs,
+        whose span runs past the real length); otherwise it is built only when needed."""
         model = self.model.model
+        T = ids.shape[1]
         h = model.embed_tokens(ids)  # [1, T, hidden]
         cos, sin = model.rotary_emb(h, positions.view(1, -1))  # [1, T, head_dim]
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        # key j is visible to query t when j <= position(t); one mask serves every layer
-        mask = None
-        if ids.shape[1] > 1:
+        # key j is visible to query t when j <= position(t); one mask serves every layer.
+        # A fresh prompt (end == T) is plain causal attention, which lets SDPA pick flash kernels.
+        mask: torch.Tensor | bool | None = None
+        if masked or (T > 1 and end > T):
             mask = torch.arange(end, device=self.device).view(1, -1) <= positions.view(-1, 1)
+        elif T > 1:
+            mask = True  # is_causal
         for i, layer in enumerate(self.layers):
             h = h + self._attention(layer, i, layer.input_layernorm(h), cache, positions, end, cos, sin, mask)
             h = h + layer.mlp(layer.post_attention_layernorm(h))
@@ -76,7 +83,7 @@ class ModelRunner:
         return self.model.lm_head(h)[0].float()
 
     def _attention(self, layer, i: int, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,
-                   end: int, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+                   end: int, cos: torch.Tensor, sin: torch.Tensor, mask) -> torch.Tensor:
         attn = layer.self_attn
         T = x.shape[1]
         q = attn.q_proj(x).view(1, T, self.heads, self.head_dim).transpose(1, 2)  # [1, H, T, D]
@@ -90,5 +97,8 @@ class ModelRunner:
         if self.kv_heads != self.heads:
             rep = self.heads // self.kv_heads
             keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [1, H, T, D]
+        if mask is True:
+            out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)  # [1, H, T, D]
+        else:
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return attn.o_proj(out.transpose(1, 2).reshape(1, T, self.heads * self.head_dim))

@@ -16,6 +16,7 @@ from cachetools import LRUCache
 from .api import Cancelled, GenerationRequest, GenerationResult, Stats
 from .drafters import CopyDrafter, ModelDrafter, Proposal
 from .gamma import GammaController
+from .graphs import GraphRunner, can_graph
 from .kv_cache import KVCache
 from .prefix_cache import Slot, SlotStore
 from .runner import ModelRunner
@@ -30,15 +31,30 @@ class Engine:
 
     def __init__(self, target_model: torch.nn.Module, draft_model: torch.nn.Module | None = None, *,
                  max_gamma: int = 6, cache_budget_bytes: int = 2 << 30, prefix_cache: bool = True,
-                 copy_drafter: bool = True, adaptive_gamma: bool = True):
+                 copy_drafter: bool = True, adaptive_gamma: bool = True, graphs: bool = False,
+                 graph_capacity: int = 4096):
         self.target = ModelRunner(target_model)
         self.drafter = ModelDrafter(ModelRunner(draft_model), self.target.vocab_size) if draft_model else None
+        self.capture_s = 0.0  # start-up time spent capturing graphs
+        working = self._capture(graph_capacity, max_gamma) if graphs and can_graph(self.target.device) else None
         self.slots = SlotStore(self.target, self.drafter.runner if self.drafter else None,
-                               cache_budget_bytes, prefix_cache)
+                               cache_budget_bytes, prefix_cache, working)
         self.max_gamma = max_gamma
         self.copy_drafter = copy_drafter
         self.adaptive_gamma = adaptive_gamma
         self.gammas: LRUCache = LRUCache(maxsize=256)  # document -> GammaController
+
+    def _capture(self, capacity: int, max_gamma: int) -> Slot:
+        """Swap in graph runners (target: a plain step and every verify width; draft: its step and
+        the two-token catch-up after a fully accepted round) and return their working slot."""
+        self.target = GraphRunner(self.target, capacity, range(1, max_gamma + 2))
+        self.capture_s += self.target.capture()
+        draft_work = None
+        if self.drafter is not None:
+            runner = GraphRunner(self.drafter.runner, min(capacity, self.drafter.runner.max_positions), (1, 2))
+            self.capture_s += runner.capture()
+            self.drafter.runner, draft_work = runner, runner.work
+        return Slot(self.target.work, draft_work)
 
     # -- public verbs -------------------------------------------------------------------------
 
@@ -57,8 +73,7 @@ class Engine:
             self.slots.release(request.cache_key, slot)  # what it holds is consistent: keep it
             raise
         except BaseException:
-            if request.cache_key is not None:
-                self.slots.drop(request.cache_key)  # after a fault (e.g. out of memory) trust nothing
+            self.slots.drop(request.cache_key, slot)  # after a fault (e.g. out of memory) trust nothing
             raise
         self.slots.release(request.cache_key, slot)
         stats.generated_tokens = len(generated)

@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` (set up, then run the demo on the embedded models)
+# and `make test` (set up, then run the tests). Both work on a fresh CPU-only machine.
+PY ?= python3
+VENV ?= .venv
+TORCH ?= 2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint e2e-vscode e2e-nvim clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: a bare `torch` requirement with no torch installed would pull the CUDA build
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/speclsp demo
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

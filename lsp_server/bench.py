@@ -1,0 +1,77 @@
+"""`speclsp bench`: the numbers behind docs/benchmarks.md, printed as JSON.
+
+Suites:
+  gpu     real shapes (CodeLlama-7b target, AMD-135m draft) wired as the controlled-acceptance
+          pair: step times, ms/token at each acceptance, prefill, one completion cold and warm,
+          GPU memory. Needs CUDA/ROCm; `--small` runs scaled-down shapes anywhere.
+  cpu     the embedded demo pair on held-out standard-library code: acceptance and speed-up,
+          and the copy drafter on edits that repeat nearby code.
+  replay  a typing session replayed keystroke by keystroke (see replay.py).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, reps: int = 3) -> tuple[float, object]:
+    """Median wall time in ms over `reps` calls (synchronized), and the last result."""
+    times, result = [], None
+    for _ in range(reps):
+        _sync()
+        t = time.perf_counter()
+        result = fn()
+        _sync()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times), result
+
+
+def environment() -> dict:
+    import platform
+
+    import torch
+    import transformers
+
+    env = {"date": date.today().isoformat(), "torch": torch.__version__, "transformers": transformers.__version__,
+           "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+           "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    return env
+
+
+def run_bench(args) -> int:
+    suite = args.suite
+    if suite == "gpu":
+        from .bench_gpu import gpu_suite
+
+        result = gpu_suite(small=getattr(args, "small", False), quick=args.quick)
+    elif suite == "cpu":
+        from .bench_cpu import cpu_suite
+
+        result = cpu_suite(args)
+    elif suite == "replay":
+        from .replay import replay_suite
+
+        result = replay_suite(args)
+    else:
+        print(f"unknown suite {suite!r}: gpu, cpu or replay", file=sys.stderr)
+        return 2
+    result = {"suite": suite, "command": " ".join(["speclsp", *sys.argv[1:]]), "env": environment(), **result}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
