@@ -21,7 +21,14 @@ demo: setup
 	$(BIN)/speclsp demo
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not editor"
+
+# real editors, headless: Neovim 0.12 (installed by scripts/install_neovim.sh) and VS Code (code-server)
+e2e-nvim: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_neovim.py -s
+
+e2e-vscode: setup
+	bash e2e/vscode/setup.sh && node e2e/vscode/run.mjs
 
 lint: setup
 	$(BIN)/ruff check .

@@ -122,6 +122,8 @@ class RunSpec:
     # point before the schedule depends on the step count, and is long enough to ride out a slow start.
     calibrate: tuple[int, int]
     max_shard_size: str
+    eval_every: int = 100  # steps between held-out evaluations; the best weights are the ones kept
+    patience: int = 4  # evaluations without improvement before training stops early
 
 
 MIN_LR_FRACTION = 0.1
@@ -133,7 +135,7 @@ CHUNK_SLACK = 6  # cutting a line for a hole can cost a token or two on each sid
 def build_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec, RunSpec]:
     if args.smoke:
         run = RunSpec(vocab=args.vocab or 512, seq_len=256, batch=8, warmup=20, sp_sample_bytes=1_000_000,
-                      eval_rows=32, log_every=20, calibrate=(5, 20), max_shard_size="15MB")
+                      eval_rows=32, log_every=20, calibrate=(5, 20), max_shard_size="15MB", eval_every=20)
         target = ModelSpec("target", hidden=64, layers=2, heads=2, ffn=160, max_positions=4096,
                            rope_theta=1e6, tie_embeddings=False, fim_rate=0.5, lr=3e-3, minutes=0.15)
         draft = ModelSpec("draft", hidden=32, layers=1, heads=2, ffn=96, max_positions=1024,
@@ -726,8 +728,10 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
     Unless ``fixed_steps`` is given, the step count is set once from the time of a few early steps,
     so the schedule reaches its end on time, and the budget is also a hard stop. ``fixed_steps`` runs
     exactly that many steps, however long they take, so a rerun is exact. ``heldout_loss()`` is
-    logged at 1/4, 1/2 and 3/4 of the schedule (off the clock) to show whether the model overfits:
-    the corpus is small and a fast GPU goes through it many times.
+    measured every ``run.eval_every`` steps (off the clock): the corpus is small (a few million
+    tokens) and a fast GPU goes through it many times, so the model starts to memorise it. The
+    weights with the lowest held-out loss are kept, and training stops after ``run.patience``
+    evaluations without improvement.
     """
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
@@ -743,6 +747,7 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
     cursor = 0
     requested = False  # whether the next epoch has been asked for
     curve = []
+    best_loss, best_state, since_best = float("inf"), None, 0
     model.train()
     start = time.perf_counter()
     marks = {}
@@ -791,11 +796,20 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
                 if not requested:
                     feeder.request()
                     requested = True
-        if total is not None and step in {total * k // 4 for k in (1, 2, 3)}:
+        if total is not None and step % run.eval_every == 0:
             paused = time.perf_counter()
             curve.append([step, heldout_loss()])
-            log(f"{spec.name}: step {step} held-out loss {curve[-1][1]:.4f}")
+            model.train()
+            if curve[-1][1] < best_loss:
+                best_loss, since_best = curve[-1][1], 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+            log(f"{spec.name}: step {step} held-out loss {curve[-1][1]:.4f} (best {best_loss:.4f})")
             start += time.perf_counter() - paused  # evaluation does not eat into the training budget
+            if since_best >= run.patience:
+                log(f"{spec.name}: held-out loss has not improved for {since_best} evaluations: stopping")
+                break
         if step % run.log_every == 0:
             elapsed = time.perf_counter() - start
             log(f"{spec.name}: step {step}/{total or '?'} loss {float(window_loss) / window_steps:.4f} "
@@ -803,8 +817,11 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
             window_loss, window_steps = torch.zeros((), device=device), 0
     sync(device)
     seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return {
         "steps": step,
+        "kept_step": min(curve, key=lambda c: c[1])[0] if curve else step,
         "planned_steps": total,
         "epochs_started": epochs,
         "sequences_seen": step * run.batch,

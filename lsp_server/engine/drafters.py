@@ -11,6 +11,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,7 @@ class Proposal:
     probs: torch.Tensor | None = None  # [k, V_target] draft distribution when sampling; None = one-hot
     source: str = "model"
     ms: float = 0.0  # time spent drafting it
+    sync_ms: float = 0.0  # of which feeding the draft the tokens accepted since its last round
 
 
 class ModelDrafter:
@@ -49,7 +51,9 @@ class ModelDrafter:
 
     def propose(self, cache: KVCache, view: list[int], gamma: int, temperature: float,
                 generator: torch.Generator) -> Proposal:
+        t = time.perf_counter()
         logits, _ = self.sync(cache, view)
+        sync_ms = (time.perf_counter() - t) * 1e3
         tokens: list[int] = []
         rows: list[torch.Tensor] = []
         for i in range(gamma):
@@ -62,7 +66,7 @@ class ModelDrafter:
             tokens.append(tok)
             if i + 1 < gamma:
                 logits = self.runner.extend(cache, [tok])[-1]
-        return Proposal(tokens, self._pad(rows) if rows else None)
+        return Proposal(tokens, self._pad(rows) if rows else None, sync_ms=sync_ms)
 
     def _pad(self, rows: list[torch.Tensor]) -> torch.Tensor:
         """Draft probabilities in the target's vocabulary: zero for ids the draft does not have."""

@@ -67,6 +67,7 @@ class GraphRunner:
             logits = self.runner._forward(self.work, ids, positions, span, masked=True)
         return graph, ids, positions, logits
 
+    @torch.inference_mode()
     def extend(self, cache: KVCache, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         tokens = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
         start, width = cache.length, len(tokens)

@@ -23,7 +23,9 @@ from .runner import ModelRunner
 from .sampling import greedy_accept, pick, sample_accept
 from .stopping import emit_all
 
-PREFILL_CHUNK = 512  # prompt tokens per forward: bounds activation memory and lets a cancel land
+# prompt tokens per forward: on a CPU a chunk takes long enough that a cancel should land between
+# chunks; on a GPU one forward over the whole prompt lets attention use its flash kernels
+PREFILL_CHUNK = {"cpu": 512, "cuda": 8192}
 
 
 class Engine:
@@ -46,12 +48,14 @@ class Engine:
 
     def _capture(self, capacity: int, max_gamma: int) -> Slot:
         """Swap in graph runners (target: a plain step and every verify width; draft: its step and
-        the two-token catch-up after a fully accepted round) and return their working slot."""
+        its catch-up feeds) and return their working slot."""
         self.target = GraphRunner(self.target, capacity, range(1, max_gamma + 2))
         self.capture_s += self.target.capture()
         draft_work = None
         if self.drafter is not None:
-            runner = GraphRunner(self.drafter.runner, min(capacity, self.drafter.runner.max_positions), (1, 2))
+            # the draft's step, plus catch-up feeds of up to a few rounds' worth of accepted tokens
+            runner = GraphRunner(self.drafter.runner, min(capacity, self.drafter.runner.max_positions),
+                                 range(1, 2 * max_gamma + 3))
             self.capture_s += runner.capture()
             self.drafter.runner, draft_work = runner, runner.work
         return Slot(self.target.work, draft_work)
@@ -178,7 +182,8 @@ class Engine:
             stats.copy_drafted_tokens += k
             stats.copy_accepted_tokens += accepted
         else:
-            gamma.observe_round(k, accepted, proposal.ms, verify_ms)
+            # the per-token draft cost leaves out the catch-up feed, which plain steps caused
+            gamma.observe_round(k, accepted, proposal.ms - proposal.sync_ms, verify_ms)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -190,9 +195,10 @@ class Engine:
         cache.rewind(common)
         stats.reused_tokens, stats.prefill_tokens = common, len(ids) - common
         logits = None
-        for start in range(common, len(ids), PREFILL_CHUNK):
+        chunk = PREFILL_CHUNK.get(self.target.device.type, 512)
+        for start in range(common, len(ids), chunk):
             request.check_cancel()
-            logits = self.target.extend(cache, ids[start:start + PREFILL_CHUNK])
+            logits = self.target.extend(cache, ids[start:start + chunk])
             stats.target_forwards += 1
         stats.prefill_ms = (time.perf_counter() - t) * 1e3
         return logits[-1]
