@@ -57,7 +57,11 @@ def run_bench(args) -> int:
     if suite == "gpu":
         from .bench_gpu import gpu_suite
 
-        result = gpu_suite(small=getattr(args, "small", False), quick=args.quick)
+        def checkpoint(partial: dict) -> None:
+            if args.out:
+                Path(args.out).write_text(json.dumps({"suite": suite, "partial": True, **partial}, indent=1))
+
+        result = gpu_suite(small=getattr(args, "small", False), quick=args.quick, checkpoint=checkpoint)
     elif suite == "cpu":
         from .bench_cpu import cpu_suite
 

@@ -26,12 +26,14 @@ from .engine.synthetic import (
     rewire,
     scaled,
 )
+from .prompt import CursorContext
 
 ALPHAS = (0.0, 0.5, 0.7, 0.8, 0.9)
 PROMPT, NEW = 1024, 128
 
 
-def gpu_suite(small: bool = False, quick: bool = False) -> dict:
+def gpu_suite(small: bool = False, quick: bool = False, checkpoint=lambda partial: None) -> dict:
+    """`checkpoint(out)` is called after each part, so a run cut short still leaves its numbers."""
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", torch.float16) if cuda else ("cpu", torch.float32)
     tshape, dshape = (CODELLAMA_7B, AMD_135M) if not small else (scaled(CODELLAMA_7B, 16), scaled(AMD_135M, 4))
@@ -55,6 +57,7 @@ def gpu_suite(small: bool = False, quick: bool = False) -> dict:
             measure_mode(section, mode, target, draft, nxt, reps, quick)
         except Exception as e:
             section["error"] = f"{type(e).__name__}: {e}"[:500]
+        checkpoint(out)
         if cuda:
             torch.cuda.empty_cache()
     if cuda:
@@ -79,6 +82,10 @@ def measure_mode(section: dict, mode: str, target, draft, nxt, reps: int, quick:
     section["decode"] = decode_table(engine, draft, nxt, reps)
     section["prefill_ms"] = prefill_table(engine, nxt, quick)
     section["completion"] = completion_latency(engine, nxt, reps)
+    if mode == "graphs" or not cuda:
+        rewire(draft, noisy_map(nxt, 0.7))
+        section["replay_alpha_0.7"] = replay_real_shapes(engine, quick)
+        rewire(draft, nxt)
     if cuda:
         section["peak_memory_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
 
@@ -223,3 +230,34 @@ def _heldout_text() -> str:
     names = json.loads((DEMO_DIR / "heldout.json").read_text())
     names = names.get("files", names) if isinstance(names, dict) else names
     return "\n".join((stdlib / n).read_text(encoding="utf-8", errors="replace") for n in names if (stdlib / n).exists())
+
+
+def replay_real_shapes(engine: Engine, quick: bool) -> dict:
+    """The typing replay (replay.py) on the real shapes: prompts are a held-out file's SPM prompts
+    built with the demo tokenizer at a 2k-token context, completions are 48 tokens. The models are
+    the controlled-acceptance pair, so the text is not meaningful and typing-through (which needs
+    text) is measured on the CPU replay instead; latency and prefilled tokens are what is measured."""
+    from .config import Settings
+    from .engine.models import demo_paths, load_models
+    from .prompt import PromptBuilder
+    from .replay import heldout_file, summarize, typing_events
+
+    codec = load_models(Settings(target=str(demo_paths()[0]), draft="none", device="cpu")).codec
+    text = heldout_file(12000).read_text(encoding="utf-8")
+    start = text.index("\n", len(text) // 2) + 1
+    events = list(typing_events(text, start, 200 if quick else 400))[:60]
+    out = {}
+    for name, key in (("cache_off", None), ("cache_on", "replay")):
+        builder = PromptBuilder(codec, context_tokens=2048, fim_order="spm", draft_positions=2048, reserve=64)
+        engine.slots.clear()
+        engine.gammas.clear()
+        rows = []
+        for doc, at in events:
+            p = builder.build(CursorContext(doc[:at], doc[at:]), "replay")
+            request = GenerationRequest(target_ids=p.target_ids, draft_ids=p.draft_ids, context_ids=p.context_ids,
+                                        max_new_tokens=48, cache_key=key)
+            ms, result = timed(lambda request=request: engine.generate(request), 1)
+            rows.append({**result.stats.as_dict(), "latency_ms": ms})
+        out[name] = summarize(rows)
+    out["warm_over_cold_p50"] = round(out["cache_on"]["latency_ms_p50"] / out["cache_off"]["latency_ms_p50"], 3)
+    return out

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--small", action="store_true", help="gpu suite: scaled-down shapes (runs on a CPU)")
+    p.add_argument("--file", help="replay suite: the file to type (default: a held-out standard-library file)")
     _model_options(p)
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("pull", help="download CodeLlama-7b and AMD-Llama-135m-code (needs the network)")

@@ -61,7 +61,7 @@ class Scheduler:
                 job.future.set_exception(RuntimeError("scheduler closed"))
                 return job
             if supersede:
-                self._supersede(key)
+                self._supersede(key, foreground)
             if foreground and self._running is not None and not self._running.foreground:
                 self._running.cancel.set()  # background work always yields to a real request
             self._queue.append(job)
@@ -93,12 +93,17 @@ class Scheduler:
             self._cond.notify_all()
         self._thread.join(timeout)
 
-    def _supersede(self, key: str) -> None:
-        for job in [j for j in self._queue if j.key == key]:
+    def _supersede(self, key: str, foreground: bool) -> None:
+        """A foreground job replaces everything older for its document; a background job only
+        older background work (it must never cancel a request someone is waiting for)."""
+        def replaced(job: Job) -> bool:
+            return job.key == key and (foreground or not job.foreground)
+
+        for job in [j for j in self._queue if replaced(j)]:
             self._queue.remove(job)
             job.cancel.set()
             job.future.set_exception(Superseded())
-        if self._running is not None and self._running.key == key:
+        if self._running is not None and replaced(self._running):
             self._running.cancel.set()
 
     def _next(self) -> Job | None:

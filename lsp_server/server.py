@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUS = "speclsp/status"
 STATS_KEEP = 100
 WORD_RE = re.compile(r"[\w$]*$")
+WARM_AFTER_S = 0.3  # typing pause after which a document's prompt is prefilled in the background
 
 
 class SpeclspServer(LanguageServer):
@@ -48,6 +49,7 @@ class SpeclspServer(LanguageServer):
         self.request_ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.load_error: str | None = None
+        self.warm_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- status and messages (safe to call from the worker thread) -------------------------------
 
@@ -155,7 +157,41 @@ class SpeclspServer(LanguageServer):
             log.info("request %s", {k: v for k, v in record.items() if k != "uri"})
             self.status("ready" if self.service.ready else ("error" if self.load_error else "loading"),
                         self.load_error or "", last=_brief(record))
+        if completion is not None and completion.text:
+            self.background(uri, lambda cancel: self.service.prefetch(ctx, uri, completion.text, cancel))
         return completion, rid
+
+    def background(self, uri: str, fn) -> None:
+        """Low-priority model work; any real request preempts it, and its failures are only logged."""
+        def job(cancel):
+            if not self.service.ready:
+                return
+            try:
+                fn(cancel)
+            except Cancelled:
+                pass
+            except Exception:
+                log.exception("background work on %s failed", uri)
+
+        self.scheduler.submit(uri, job, foreground=False)
+
+    def warm_later(self, uri: str, position: types.Position) -> None:
+        """Prefill the document's prompt once typing pauses, before the editor asks."""
+        old = self.warm_timers.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        if self.loop is None or not self.settings.prefix_cache:
+            return
+
+        def fire():
+            self.warm_timers.pop(uri, None)
+            try:
+                ctx = self.cursor(uri, position)
+            except Exception:
+                return  # the document moved on or closed: nothing to warm
+            self.background(uri, lambda cancel: self.service.warm(ctx, uri, cancel))
+
+        self.warm_timers[uri] = self.loop.call_later(WARM_AFTER_S, fire)
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -194,9 +230,30 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
             settings = settings["speclsp"]
         ls.configure(settings)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: SpeclspServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Warm the cache for a cursor at the end of the file, where new code is usually typed."""
+        doc = params.text_document
+        lines = doc.text.split("\n")
+        ls.warm_later(doc.uri, types.Position(len(lines) - 1, _units(lines[-1], ls.encoding)))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: SpeclspServer, params: types.DidChangeTextDocumentParams) -> None:
+        """After an edit the cursor is usually right after the inserted text: warm the cache there."""
+        change = params.content_changes[-1] if params.content_changes else None
+        if isinstance(change, types.TextDocumentContentChangePartial):
+            inserted = change.text.split("\n")
+            start = change.range.start
+            line = start.line + len(inserted) - 1
+            column = (start.character if len(inserted) == 1 else 0) + _units(inserted[-1], ls.encoding)
+            ls.warm_later(params.text_document.uri, types.Position(line, column))
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: SpeclspServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        timer = ls.warm_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
         ls.scheduler.submit(uri, lambda cancel: ls.service.forget(uri), foreground=False)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -222,8 +279,13 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
 
     @server.command("speclsp.stats")
     def stats(ls: SpeclspServer, *args) -> dict:
-        """The last requests' measurements, oldest first."""
-        return {"requests": list(ls.stats)}
+        """The last requests' measurements, oldest first, and how often the caches spared work."""
+        requests = list(ls.stats)
+        answered = [r for r in requests if not r.get("cancelled") and "prompt_tokens" in r]
+        hits = [r for r in answered if r.get("typed_through") or r.get("reused_tokens", 0) > 0]
+        return {"requests": requests, "cache": {
+            "hit_rate": round(len(hits) / len(answered), 3) if answered else None,
+            "typed_through": sum(bool(r.get("typed_through")) for r in answered), "answered": len(answered)}}
 
     @server.command("speclsp.accepted")
     def accepted(ls: SpeclspServer, *args) -> None:
@@ -241,13 +303,19 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     return server
 
 
+def _units(text: str, encoding: str) -> int:
+    if encoding == "utf-8":
+        return len(text.encode("utf-8", "surrogatepass"))
+    if encoding == "utf-32":
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
                      encoding: str) -> types.CompletionItem:
     """Replace the word being typed with word + completion, so clients' own filtering keeps it."""
     word = WORD_RE.search(ctx.line_prefix).group(0)
-    units = len(word.encode("utf-16-le", "surrogatepass")) // 2 if encoding == "utf-16" else (
-        len(word.encode("utf-8", "surrogatepass")) if encoding == "utf-8" else len(word))
-    start = types.Position(position.line, position.character - units)
+    start = types.Position(position.line, position.character - _units(word, encoding))
     label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
     return types.CompletionItem(
         label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",

@@ -17,6 +17,7 @@ from . import faults
 from .config import Settings
 from .postprocess import make_stop, postprocess
 from .prompt import CursorContext, PromptBuilder
+from .suggestions import SuggestionStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class CompletionService:
         self.engine = None
         self.builder: PromptBuilder | None = None
         self.notices: list[str] = []
+        self.suggestions = SuggestionStore()
 
     @property
     def ready(self) -> bool:
@@ -54,6 +56,7 @@ class CompletionService:
     def apply(self, settings: Settings) -> bool:
         """Take new settings; True when the models must be reloaded to honour them."""
         old, self.settings = self.settings, settings
+        self.suggestions = SuggestionStore()  # made under the old settings
         if any(getattr(old, k) != getattr(settings, k) for k in MODEL_KEYS):
             return True
         if self.models is not None and (old.cache_budget_mb, old.prefix_cache) != (settings.cache_budget_mb,
@@ -65,7 +68,27 @@ class CompletionService:
         return False
 
     def complete(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> Completion:
-        """One completion at the cursor. Raises engine Cancelled when `cancel` is set."""
+        """One completion at the cursor: typed through from a suggestion already made when the
+        user is typing what it showed, else computed. Raises engine Cancelled when `cancel` is set."""
+        faults.before_request()
+        rest = self.suggestions.lookup(key, ctx)
+        if rest is not None:
+            return Completion(rest, {"typed_through": True, "generated_tokens": 0, "prompt_tokens": 0,
+                                     "reused_tokens": 0, "prefill_tokens": 0, "target_forwards": 0,
+                                     "drafted_tokens": 0, "accepted_tokens": 0})
+        completion = self.compute(ctx, key, cancel)
+        self.suggestions.remember(key, ctx, completion.text)
+        return completion
+
+    def prefetch(self, ctx: CursorContext, key: str, text: str, cancel: threading.Event | None = None) -> None:
+        """Background: compute what comes after `text`, as if the user accepted it, so that request
+        is answered at once (and its prompt's KV is already in the cache)."""
+        after = CursorContext(ctx.prefix + text, ctx.suffix)
+        if self.suggestions.lookup(key, after) is None:
+            self.suggestions.remember(key, after, self.compute(after, key, cancel).text)
+
+    def compute(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> Completion:
+        """Run the model for a completion at the cursor."""
         from .engine.api import GenerationRequest
 
         assert self.engine is not None and self.builder is not None, "models not loaded"
@@ -78,10 +101,9 @@ class CompletionService:
             seed=random.getrandbits(31) if s.temperature > 0 else None,
             deadline=time.monotonic() + s.time_budget_ms / 1e3, cancel=cancel, cache_key=key,
             speculative=s.speculative)
-        faults.before_request()
         result = self.engine.generate(request)
         text = postprocess(codec.decode_continuation(result.tokens), ctx)
-        return Completion(text, result.stats.as_dict())
+        return Completion(text, {**result.stats.as_dict(), "typed_through": False})
 
     def warm(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> dict:
         """Prefill a document's prompt ahead of a request (background work)."""
@@ -94,6 +116,7 @@ class CompletionService:
         return self.engine.prefill(request).as_dict()
 
     def forget(self, key: str) -> None:
+        self.suggestions.forget(key)
         if self.engine is not None:
             self.engine.forget(key)
         if self.builder is not None:
