@@ -3,10 +3,13 @@
 pygls drops a request whose params do not match the method's type (it only logs), so a client
 waits for an answer that never comes. Every request must get an answer: here a request that
 cannot be read gets an "invalid params" error (-32602) with its id, and the server goes on.
+A body that is not JSON gets a parse error (-32700, id null), and a frame too large to be
+reasonable is refused without reading it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -40,3 +43,34 @@ class SpeclspProtocol(LanguageServerProtocol):
         if isinstance(message, _Answered):
             return
         super().handle_message(message)
+
+
+MAX_FRAME_BYTES = 64 << 20  # a larger JSON-RPC frame is refused rather than buffered
+
+
+class GuardedReader:
+    """stdin for pygls' message loop, refusing frames whose Content-Length is over the limit.
+
+    Reading an absurd Content-Length would block for bytes that never come, or buffer gigabytes.
+    Instead the body is not read: the loop sees `null`, logs it, and resynchronises on the next
+    valid header (the refused body's bytes are skipped as non-header lines).
+    """
+
+    def __init__(self, stdin, executor, refused):
+        self.stdin, self.executor, self.refused = stdin, executor, refused
+
+    def readline(self):
+        return asyncio.get_running_loop().run_in_executor(self.executor, self.stdin.readline)
+
+    def readexactly(self, n: int):
+        if n > MAX_FRAME_BYTES:
+            self.refused(n)
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(b"null")
+            return future
+        return asyncio.get_running_loop().run_in_executor(self.executor, self.stdin.read, n)
+
+
+def parse_error_response() -> dict:
+    """JSON-RPC's answer to a body that is not JSON: id null, code -32700."""
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: the body is not JSON"}}

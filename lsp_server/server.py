@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import re
+import sys
+import threading
 import time
 from collections import deque
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
@@ -24,7 +28,7 @@ from .config import Settings, SettingsMessages, settings_from_lsp
 from .documents import PositionError, cursor_context
 from .engine.api import Cancelled
 from .prompt import CursorContext
-from .protocol import SpeclspProtocol
+from .protocol import MAX_FRAME_BYTES, GuardedReader, SpeclspProtocol, parse_error_response
 from .scheduler import Scheduler, Superseded
 from .service import Completion, CompletionService
 
@@ -50,6 +54,31 @@ class SpeclspServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.load_error: str | None = None
         self.warm_timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        """pygls' stdio loop with a reader that refuses oversized frames. Returns when the client
+        closes the stream, with or without `shutdown`, so the process exits and frees the GPU."""
+        self._stop_event = threading.Event()
+        reader = GuardedReader(stdin or sys.stdin.buffer, self.thread_pool, self._refused)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(run_async(stop_event=self._stop_event, reader=reader, protocol=self.protocol,
+                                  logger=log, error_handler=self.report_server_error))
+        except (BrokenPipeError, KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def _refused(self, size: int) -> None:
+        self.tell(f"speclsp: ignored a message of {size} bytes (over the {MAX_FRAME_BYTES >> 20} MiB limit)")
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """A body that is not JSON gets JSON-RPC's parse error; anything else is logged."""
+        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+            self.protocol._send_data(parse_error_response())
+        log.warning("protocol error: %s: %s", type(error).__name__, str(error)[:200])
 
     # -- status and messages (safe to call from the worker thread) -------------------------------
 
@@ -79,7 +108,7 @@ class SpeclspServer(LanguageServer):
             self.tell(problem)
         reload = self.service.apply(settings)
         self.settings = settings
-        if reload and self.service.models is not None:
+        if reload and (self.service.models is not None or self.load_error):  # loaded, or failed to
             self.start_loading()
 
     def start_loading(self) -> None:
@@ -149,6 +178,9 @@ class SpeclspServer(LanguageServer):
         except Exception as e:  # a fault in the model worker: log it, answer empty, keep serving
             log.exception("completion %d failed", rid)
             record["error"] = f"{type(e).__name__}: {e}"[:300]
+            if "OutOfMemory" in type(e).__name__:
+                self.scheduler.submit("__models__", lambda cancel: self.tell(self.service.recover_from_oom()),
+                                      supersede=False)
         finally:
             record["latency_ms"] = round((time.monotonic() - t0) * 1e3, 3)
             if completion is not None:
@@ -313,15 +345,19 @@ def _units(text: str, encoding: str) -> int:
 
 def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
                      encoding: str) -> types.CompletionItem:
-    """Replace the word being typed with word + completion, so clients' own filtering keeps it."""
+    """Replace the word being typed with word + completion, so clients' own filtering keeps it.
+
+    Sent as a snippet with nothing to expand: some clients (Neovim 0.11's completion) insert a
+    plain-text item only up to its first space, while a snippet is inserted whole."""
     word = WORD_RE.search(ctx.line_prefix).group(0)
     start = types.Position(position.line, position.character - _units(word, encoding))
     label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
+    snippet = re.sub(r"([\\$}])", r"\\\1", word + text)
     return types.CompletionItem(
         label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",
         filter_text=word + text.split("\n", 1)[0], sort_text="0",
-        text_edit=types.TextEdit(types.Range(start, position), word + text),
-        insert_text_format=types.InsertTextFormat.PlainText, command=_accept_command(rid))
+        text_edit=types.TextEdit(types.Range(start, position), snippet),
+        insert_text_format=types.InsertTextFormat.Snippet, command=_accept_command(rid))
 
 
 async def _progress_while_loading(ls: SpeclspServer) -> None:

@@ -38,6 +38,7 @@ class CompletionService:
         self.builder: PromptBuilder | None = None
         self.notices: list[str] = []
         self.suggestions = SuggestionStore()
+        self.oom_count = 0
 
     @property
     def ready(self) -> bool:
@@ -62,8 +63,9 @@ class CompletionService:
         if self.models is not None and (old.cache_budget_mb, old.prefix_cache) != (settings.cache_budget_mb,
                                                                                    settings.prefix_cache):
             self._build_engine()
+        elif self.engine is not None and old.draft_length != settings.draft_length:
+            self._build_engine()  # graphs are captured per draft length
         elif self.engine is not None:
-            self.engine.max_gamma = settings.draft_length
             self._build_builder()
         return False
 
@@ -115,6 +117,16 @@ class CompletionService:
                                     speculative=self.settings.speculative)
         return self.engine.prefill(request).as_dict()
 
+    def recover_from_oom(self) -> str:
+        """After running out of memory: drop every cached KV; the second time, drop the draft too."""
+        self.oom_count += 1
+        self.engine.shrink()
+        if self.oom_count >= 2 and self.models.draft is not None:
+            self.models.draft = None
+            self._build_engine()
+            return "speclsp: out of memory again; caches emptied and the draft model unloaded (no speculation)"
+        return "speclsp: out of memory during a completion; cached state was dropped to make room"
+
     def forget(self, key: str) -> None:
         self.suggestions.forget(key)
         if self.engine is not None:
@@ -125,16 +137,20 @@ class CompletionService:
     def _stop_ids(self) -> frozenset[int]:
         codec = self.models.codec
         ids = {codec.eos} if codec.eos is not None else set()
-        if codec.fim is not None:
-            ids.add(codec.fim.end)
+        if codec.fim is not None:  # <EOT> ends a fill; the other specials can only mean the model is lost
+            ids.update((codec.fim.end, codec.fim.prefix, codec.fim.suffix, codec.fim.middle))
         return frozenset(ids)
 
     def _build_engine(self) -> None:
         from .engine.speculative import Engine
 
         s, m = self.settings, self.models
+        # on a GPU the decode-time forwards run as captured graphs over a working cache this long
+        capacity = -(-(s.context_tokens + s.max_tokens + 2 * s.draft_length + 64) // 512) * 512
         self.engine = Engine(m.target, m.draft, max_gamma=s.draft_length,
-                             cache_budget_bytes=s.cache_budget_mb << 20, prefix_cache=s.prefix_cache)
+                             cache_budget_bytes=s.cache_budget_mb << 20, prefix_cache=s.prefix_cache,
+                             graphs=m.device.type == "cuda", graph_capacity=capacity)
+        m.info["graph_capture_s"] = round(self.engine.capture_s, 2)
         self._build_builder()
 
     def _build_builder(self) -> None:

@@ -12,7 +12,7 @@ import torch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
-from tests.fixtures import build_pair
+from tests.fixtures import build_pair  # noqa: E402  (after the thread settings above)
 
 
 @pytest.fixture(scope="session")

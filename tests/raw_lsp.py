@@ -17,11 +17,20 @@ class RawServer:
             [sys.executable, "-m", "lsp_server", "serve", *(args or [])], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         self.inbox: queue.Queue = queue.Queue()
+        self.notifications: list[dict] = []  # every notification, also those the waits skip over
+        self.responses: dict = {}  # responses that arrived while waiting for another id
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.next_id = 1000
 
     def _read(self) -> None:
+        try:
+            self._read_loop()
+        except Exception as e:  # make a broken reader visible instead of a silent hang
+            self.inbox.put({"reader_error": repr(e)})
+            raise
+
+    def _read_loop(self) -> None:
         out = self.proc.stdout
         while True:
             headers = {}
@@ -35,7 +44,10 @@ class RawServer:
                 k, _, v = line.decode("ascii", "replace").partition(":")
                 headers[k.strip().lower()] = v.strip()
             body = out.read(int(headers.get("content-length", 0)))
-            self.inbox.put(json.loads(body))
+            msg = json.loads(body)
+            if "method" in msg and "id" not in msg:
+                self.notifications.append(msg)
+            self.inbox.put(msg)
 
     def write_raw(self, data: bytes) -> None:
         self.proc.stdin.write(data)
@@ -54,14 +66,22 @@ class RawServer:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def wait_response(self, msg_id, timeout: float = 30.0) -> dict:
+        if msg_id in self.responses:
+            return self.responses.pop(msg_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 msg = self.inbox.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if msg.get("id") == msg_id and ("result" in msg or "error" in msg):
-                return msg
+            if "reader_error" in msg:
+                raise RuntimeError(msg["reader_error"])
+            if "result" in msg or "error" in msg:
+                if msg.get("id") == msg_id:
+                    return msg
+                if msg.get("id") is not None:
+                    self.responses[msg["id"]] = msg
+                continue
             if msg.get("method") and "id" in msg:  # a request from the server: answer it
                 self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
         raise TimeoutError(f"no response to {msg_id}")

@@ -102,7 +102,7 @@ def test_stop_rule_ends_both_paths_on_the_same_token(models):
         ids = prompt(seed)
         stop_at = {random.Random(seed).randrange(3, V) for _ in range(15)}
 
-        def stop(tokens):
+        def stop(tokens, stop_at=stop_at):
             return tokens[-1] in stop_at
 
         want = reference_generate(target, request(ids, max_new=40, stop=stop)).tokens

@@ -74,16 +74,16 @@ def test_budget_is_respected(codec):
 
 def test_window_start_is_stable_while_typing(codec):
     prompts = typing_session(codec)
-    reuse = [common(a.target_ids, b.target_ids) / len(b.target_ids) for a, b in zip(prompts, prompts[1:])]
+    reuse = [common(a.target_ids, b.target_ids) / len(b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False)]
     jumps = sum(r < 0.5 for r in reuse)
     assert jumps <= 3  # the window moves in a few large jumps, not every keystroke
-    typical = sorted(len(b.target_ids) - common(a.target_ids, b.target_ids) for a, b in zip(prompts, prompts[1:]))
+    typical = sorted(len(b.target_ids) - common(a.target_ids, b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False))
     assert typical[len(typical) // 2] <= 3  # median keystroke changes at most a few tokens at the end
 
 
 def test_draft_view_start_is_stable_while_typing(codec):
     prompts = typing_session(codec)
-    changed = sum(common(a.draft_ids, b.draft_ids) < len(a.draft_ids) - 4 for a, b in zip(prompts, prompts[1:]))
+    changed = sum(common(a.draft_ids, b.draft_ids) < len(a.draft_ids) - 4 for a, b in zip(prompts, prompts[1:], strict=False))
     assert changed <= 6
 
 

@@ -96,6 +96,12 @@ class Engine:
             self.slots.release(request.cache_key, slot)
         return stats
 
+    def shrink(self) -> None:
+        """Give memory back after an out-of-memory error: every cached slot goes."""
+        self.slots.clear()
+        if self.target.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def forget(self, key: str) -> None:
         """Drop a document's cached state (didClose)."""
         self.slots.drop(key)

@@ -37,6 +37,8 @@ class TokenCodec:
         """Ids of `text` as the start of a sequence would get them (with the dummy-prefix space)."""
         if not text:
             return []
+        # lone surrogates (possible in JSON strings) are not text the tokenizer can take: U+FFFD
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         # split_special_tokens: text that spells "▁<PRE>" or "<s>" is text, never a control token
         return list(self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Measure the embedded demo pair on held-out code: the numbers of docs/demo-models.md.
+
+- held-out loss of both models (left to right, nats per token);
+- fill-in-the-middle exact match of the first line, through the product's own pipeline
+  (prompt builder, engine, post-processing), in SPM and PSM order;
+- the draft's acceptance against the target, greedy, draft length 4: mean tokens emitted per
+  target forward in speculative rounds, on left-to-right continuations of held-out code.
+
+The held-out files are those listed in lsp_server/models/demo/heldout.json (chosen by a hash
+of the path, never trained on), read from this machine's standard library.
+Usage: python scripts/eval_demo_pair.py [--out bench/results/demo-eval.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lsp_server.config import Settings  # noqa: E402
+from lsp_server.engine.api import GenerationRequest  # noqa: E402
+from lsp_server.engine.models import DEMO_DIR, demo_paths, load_models  # noqa: E402
+from lsp_server.engine.speculative import Engine  # noqa: E402
+from lsp_server.prompt import CursorContext  # noqa: E402
+from lsp_server.service import CompletionService  # noqa: E402
+
+
+def heldout_texts() -> list[tuple[str, str]]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    names = json.loads((DEMO_DIR / "heldout.json").read_text())
+    return [(n, (stdlib / n).read_text(encoding="utf-8")) for n in names if (stdlib / n).exists()]
+
+
+@torch.no_grad()
+def heldout_loss(model, codec, texts, max_tokens: int, window: int = 512) -> dict:
+    total, count = 0.0, 0
+    for _, text in texts:
+        ids = codec.encode(text)
+        for start in range(0, len(ids) - 1, window):
+            chunk = [codec.bos] + ids[start:start + window]
+            logits = model(torch.tensor([chunk])).logits[0, :-1].float()
+            target = torch.tensor(chunk[1:])
+            total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+            count += len(chunk) - 1
+            if count >= max_tokens:
+                return {"loss": round(total / count, 4), "tokens": count}
+    return {"loss": round(total / max(count, 1), 4), "tokens": count}
+
+
+def holes(texts, n: int, seed: int = 0, line_start: bool = False):
+    """Cursor positions in non-trivial lines: (file, document, offset, the rest of the line).
+    `line_start`: the cursor after the line's indentation (a whole line to write); otherwise at a
+    random point inside the line, often mid-word."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        name, text = rng.choice(texts)
+        lines = text.split("\n")
+        i = rng.randrange(len(lines))
+        line = lines[i]
+        if len(line.strip()) < 12 or line.strip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        cut = indent if line_start else rng.randrange(indent, len(line) - 3)
+        offset = sum(len(x) + 1 for x in lines[:i]) + cut
+        # the hole is the rest of the line: the suffix starts at the next line
+        doc = text[:offset] + text[offset + len(line) - cut:]
+        out.append((name, doc, offset, line[cut:]))
+    return out
+
+
+def fim_exact_match(order: str, cases, max_tokens: int = 32) -> dict:
+    t, d = demo_paths()
+    service = CompletionService(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32",
+                                         fim_order=order, context_tokens=1024, max_tokens=max_tokens,
+                                         time_budget_ms=60_000))
+    service.load()
+    hits = 0
+    for k, (_, doc, offset, truth) in enumerate(cases):
+        got = service.compute(CursorContext(doc[:offset], doc[offset:]), f"hole{k}").text
+        hits += got.split("\n", 1)[0].strip() == truth.strip()
+    return {"holes": len(cases), "exact_first_line": hits, "rate": round(hits / len(cases), 3)}
+
+
+def acceptance(models, texts, prompts: int, gamma: int = 4, new: int = 64, seed: int = 1) -> dict:
+    engine = Engine(models.target, models.draft, max_gamma=gamma, copy_drafter=False, adaptive_gamma=False)
+    rng = random.Random(seed)
+    rounds = accepted = drafted = 0
+    for _ in range(prompts):
+        _, text = rng.choice(texts)
+        ids = models.codec.encode(text)
+        if len(ids) < 400:
+            continue
+        cut = rng.randrange(256, len(ids) - 64)
+        prompt = [models.codec.bos] + ids[cut - 256:cut]
+        s = engine.generate(GenerationRequest(target_ids=prompt, draft_ids=prompt, max_new_tokens=new,
+                                              stop_ids=frozenset({models.codec.eos}))).stats
+        rounds, accepted, drafted = rounds + s.rounds, accepted + s.accepted_tokens, drafted + s.drafted_tokens
+    return {"draft_length": gamma, "rounds": rounds, "drafted": drafted, "accepted": accepted,
+            "per_token_acceptance": round(accepted / max(drafted, 1), 3),
+            "mean_tokens_per_target_forward": round((accepted + rounds) / max(rounds, 1), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    texts = heldout_texts()
+    t, d = demo_paths()
+    models = load_models(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32"))
+    n_tokens = 20_000 if args.quick else 60_000
+    n_holes = 20 if args.quick else 100
+    cases, line_cases = holes(texts, n_holes), holes(texts, n_holes, seed=1, line_start=True)
+    result = {
+        "python": sys.version.split()[0], "heldout_files_found": len(texts),
+        "loss_target": heldout_loss(models.target, models.codec, texts, n_tokens),
+        "loss_draft": heldout_loss(models.draft, models.codec, texts, n_tokens),
+        "fim_spm": fim_exact_match("spm", cases), "fim_psm": fim_exact_match("psm", cases),
+        "fim_spm_whole_line": fim_exact_match("spm", line_cases),
+        "acceptance": acceptance(models, texts, 15 if args.quick else 40),
+    }
+    result["perplexity_target"] = round(math.exp(result["loss_target"]["loss"]), 2)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Faults give one clear message and leave a server that keeps serving."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.fixtures import tiny_llama
+from tests.raw_lsp import RawServer
+
+pytestmark = pytest.mark.e2e
+URI = "file:///w/a.py"
+TEXT = "def f(x):\n    return x\n\n\nprint(f(1))\n"
+
+
+def start(options: dict, env: dict | None = None) -> tuple[RawServer, dict]:
+    s = RawServer(env=env)
+    s.initialize({"device": "cpu", "maxTokens": 4, **options})
+    status = s.wait_status()
+    s.notify("textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": 1,
+                                                       "text": TEXT}})
+    return s, status
+
+
+def inline(s: RawServer) -> dict:
+    return s.request("textDocument/inlineCompletion", {"textDocument": {"uri": URI},
+                                                       "position": {"line": 1, "character": 4},
+                                                       "context": {"triggerKind": 1}})
+
+
+def messages(s: RawServer) -> list[str]:
+    return [m["params"]["message"] for m in s.notifications if m["method"] == "window/showMessage"]
+
+
+def test_missing_model_says_what_to_do_and_recovers_on_config_change(pair, tmp_path):
+    s, status = start({"target": str(tmp_path / "no-such-model"), "draft": "none"})
+    try:
+        assert status["state"] == "error" and "no-such-model" in status["message"]
+        assert inline(s)["result"]["items"] == []  # answered, empty: the server stays up
+        s.notify("workspace/didChangeConfiguration", {"settings": {"speclsp": {"target": str(pair[0]),
+                                                                                "draft": str(pair[1])}}})
+        assert s.wait_status()["state"] == "ready"  # a working target is loaded without a restart
+        stats = s.request("workspace/executeCommand", {"command": "speclsp.stats"})["result"]["requests"]
+        assert inline(s)["result"] is not None and len(stats) == 1
+    finally:
+        s.close()
+
+
+def test_corrupt_weights_are_reported(pair, tmp_path):
+    bad = tmp_path / "target"
+    shutil.copytree(pair[0], bad)
+    (bad / "model.safetensors").write_bytes(b"\x00not safetensors" * 10)
+    s, status = start({"target": str(bad), "draft": "none"})
+    try:
+        assert status["state"] == "error" and "target" in status["message"]
+        assert "result" in inline(s)
+    finally:
+        s.close()
+
+
+def test_draft_with_a_larger_vocabulary_is_dropped_with_a_notice(pair, tmp_path):
+    big = tmp_path / "draft"
+    tiny_llama(4096, 32, 1, seed=5).save_pretrained(big)
+    for f in pair[1].iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            shutil.copy(f, big / f.name)
+    s, status = start({"target": str(pair[0]), "draft": str(big)})
+    try:
+        assert status["state"] == "ready" and status["models"]["draft"] is None
+        assert any("without speculation" in m for m in messages(s))
+        assert "result" in inline(s)
+    finally:
+        s.close()
+
+
+def test_missing_draft_runs_without_speculation(pair, tmp_path):
+    s, status = start({"target": str(pair[0]), "draft": str(tmp_path / "gone")})
+    try:
+        assert status["state"] == "ready" and status["models"]["draft"] is None
+        assert any("draft model not used" in m for m in messages(s))
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("fault,words", [("error_on=2", None), ("oom_on=2", "out of memory")])
+def test_a_fault_in_one_request_leaves_the_next_working(pair, fault, words):
+    s, status = start({"target": str(pair[0]), "draft": str(pair[1])}, env={"SPECLSP_FAULTS": fault})
+    try:
+        assert status["state"] == "ready"
+        first, second, third = inline(s), inline(s), None
+        s.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": 2}, "contentChanges": [
+            {"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "#\n"}]})
+        third = inline(s)
+        assert "result" in first and second["result"]["items"] == [] and "result" in third
+        stats = s.request("workspace/executeCommand", {"command": "speclsp.stats"})["result"]["requests"]
+        assert "error" in stats[1] and "error" not in stats[2]
+        if words:
+            time.sleep(0.5)
+            assert any(words in m for m in messages(s))
+    finally:
+        s.close()
+
+
+def test_client_dying_without_shutdown_ends_the_server(pair):
+    s, status = start({"target": str(pair[0]), "draft": str(pair[1])})
+    assert status["state"] == "ready"
+    s.proc.stdin.close()  # the editor crashed: no shutdown, no exit
+    try:
+        code = s.proc.wait(15)
+    except subprocess.TimeoutExpired:
+        s.proc.kill()
+        pytest.fail("the server outlived its client")
+    assert code is not None
