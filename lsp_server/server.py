@@ -54,6 +54,7 @@ class SpeclspServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.load_error: str | None = None
         self.warm_timers: dict[str, asyncio.TimerHandle] = {}
+        self.client_name = ""
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -149,6 +150,15 @@ class SpeclspServer(LanguageServer):
             return cursor_context(source, position.line, position.character, self.encoding)
         except PositionError as e:
             raise JsonRpcInvalidParams(str(e)) from e
+
+    def snippets_welcome(self) -> bool:
+        """Completion items go as snippets where the client expands them, since some clients insert
+        a plain-text item only up to its first space (Neovim 0.11). Not to Helix, which indents a
+        multi-line snippet's later lines a second time, nor to clients without snippet support
+        (eglot without yasnippet), which would show the escapes."""
+        caps = self.client_capabilities.text_document
+        item = caps.completion.completion_item if caps and caps.completion else None
+        return bool(item and item.snippet_support) and "helix" not in self.client_name.lower()
 
     @property
     def encoding(self) -> str:
@@ -249,6 +259,7 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     def on_initialize(ls: SpeclspServer, params: types.InitializeParams) -> None:
         """Settings come first from initializationOptions; loading starts once initialized."""
         ls.loop = asyncio.get_running_loop()
+        ls.client_name = params.client_info.name if params.client_info else ""
         ls.configure(params.initialization_options or {})
 
     @server.feature(types.INITIALIZED)
@@ -307,7 +318,8 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         completion, rid = await ls.complete(params.text_document.uri, ctx, "completion")
         if completion is None or not completion.text:
             return types.CompletionList(is_incomplete=True, items=[])
-        return types.CompletionList(is_incomplete=True, items=[_completion_item(ctx, params.position, completion.text, rid, ls.encoding)])
+        item = _completion_item(ctx, params.position, completion.text, rid, ls.encoding, ls.snippets_welcome())
+        return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command("speclsp.stats")
     def stats(ls: SpeclspServer, *args) -> dict:
@@ -344,20 +356,20 @@ def _units(text: str, encoding: str) -> int:
 
 
 def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
-                     encoding: str) -> types.CompletionItem:
+                     encoding: str, snippet: bool) -> types.CompletionItem:
     """Replace the word being typed with word + completion, so clients' own filtering keeps it.
 
-    Sent as a snippet with nothing to expand: some clients (Neovim 0.11's completion) insert a
-    plain-text item only up to its first space, while a snippet is inserted whole."""
+    As a snippet with nothing to expand where the client takes snippets (see snippets_welcome)."""
     word = WORD_RE.search(ctx.line_prefix).group(0)
     start = types.Position(position.line, position.character - _units(word, encoding))
     label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
-    snippet = re.sub(r"([\\$}])", r"\\\1", word + text)
+    new_text = re.sub(r"([\\$}])", r"\\\1", word + text) if snippet else word + text
     return types.CompletionItem(
         label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",
         filter_text=word + text.split("\n", 1)[0], sort_text="0",
-        text_edit=types.TextEdit(types.Range(start, position), snippet),
-        insert_text_format=types.InsertTextFormat.Snippet, command=_accept_command(rid))
+        text_edit=types.TextEdit(types.Range(start, position), new_text),
+        insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
+        command=_accept_command(rid))
 
 
 async def _progress_while_loading(ls: SpeclspServer) -> None:

@@ -82,7 +82,7 @@ async def test_completion_fallback(client: LanguageClient):
     stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
     assert stats["requests"][-1]["trigger"] == "completion"
     for item in result.items:  # the tiny model may have nothing to say; when it does, the item is whole
-        assert item.insert_text_format == types.InsertTextFormat.Snippet
+        assert item.insert_text_format == types.InsertTextFormat.Snippet  # VS Code takes snippets
         assert item.text_edit.range.start == item.text_edit.range.end == types.Position(4, 11)
         assert item.text_edit.new_text and item.command.command == "speclsp.accepted"
 

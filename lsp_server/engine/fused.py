@@ -30,7 +30,6 @@ USE_TRITON = triton is not None and os.environ.get("SPECLSP_TRITON", "1") != "0"
 _CONCATENATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-@torch.no_grad()
 def concat_linears(*linears: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One weight (and bias) for Linear layers that read the same input, so that one GEMV computes
     all their outputs. The layers' own parameters become row views of it: memory does not grow,
@@ -39,7 +38,7 @@ def concat_linears(*linears: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tenso
     if done is not None and _views_of(done[0], [m.weight for m in linears]):
         return done
     # the views must be of the kind the parameters are (inference tensors if loaded under inference_mode)
-    with torch.inference_mode(linears[0].weight.is_inference()):
+    with torch.inference_mode(linears[0].weight.is_inference()), torch.no_grad():
         weight = torch.cat([m.weight for m in linears])
         bias = None
         if any(m.bias is not None for m in linears):  # (Qwen2's q/k/v); a missing one adds zeros
