@@ -18,18 +18,18 @@ per session; the test skips only when that script says this machine cannot insta
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.editor_support import descendants, kill_tree, tail
 
 pytestmark = pytest.mark.editor
 
@@ -62,16 +62,12 @@ def emacs_load_path() -> str:
     """DEST/load-path.el of the install script (it returns at once when everything is there)."""
     proc = subprocess.run(["bash", str(INSTALL), str(TOOLS_DIR)], capture_output=True, text=True, timeout=900)
     if proc.returncode == 2:  # the script's "cannot be done on this machine"
-        reason = [line for line in proc.stderr.splitlines() if "unavailable here" in line] or [_tail(proc.stderr, 1)]
+        reason = [line for line in proc.stderr.splitlines() if "unavailable here" in line] or [tail(proc.stderr, 1)]
         pytest.skip(f"Emacs with lsp-mode 10 cannot be installed on this machine ({reason[-1]})")
-    assert proc.returncode == 0, f"{INSTALL.name} failed ({proc.returncode}):\n{_tail(proc.stderr, 30)}"
+    assert proc.returncode == 0, f"{INSTALL.name} failed ({proc.returncode}):\n{tail(proc.stderr, 30)}"
     path = proc.stdout.strip().splitlines()[-1]
     assert Path(path).is_file(), f"{INSTALL.name} printed {path!r}, which is not a file"
     return path
-
-
-def _tail(text: str, n: int) -> str:
-    return "\n".join(text.strip().splitlines()[-n:])
 
 
 def server_options(request) -> dict:
@@ -375,7 +371,7 @@ def run_emacs(load_path: str, driver: Path, tmp: Path) -> tuple[dict, str, float
     wall = time.monotonic() - t0
     stdout = out_path.read_text(encoding="utf-8", errors="replace")
     stderr = err_path.read_text(encoding="utf-8", errors="replace")
-    output = f"--- stdout ---\n{_tail(stdout, 40)}\n--- stderr ---\n{_tail(stderr, 40)}"
+    output = f"--- stdout ---\n{tail(stdout, 40)}\n--- stderr ---\n{tail(stderr, 40)}"
     if timed_out:
         pytest.fail(f"emacs did not finish within {EMACS_TIMEOUT:.0f} s\n{output}\n{diagnostics(tmp)}")
     results = [json.loads(line[len(RESULT_TAG):]) for line in stdout.splitlines() if line.startswith(RESULT_TAG)]
@@ -391,7 +387,7 @@ def diagnostics(tmp: Path) -> str:
     """The ends of the server's log and of the client's log of the JSON-RPC traffic."""
     parts = []
     for log in sorted(tmp.glob("*.log")):
-        parts.append(f"--- {log.name} ---\n{_tail(log.read_text(encoding='utf-8', errors='replace'), 25)}")
+        parts.append(f"--- {log.name} ---\n{tail(log.read_text(encoding='utf-8', errors='replace'), 25)}")
     return "\n".join(parts) or "(no logs)"
 
 
@@ -545,44 +541,3 @@ def record_run(client: str, lines: list[str]) -> None:
 # --- cleanup ------------------------------------------------------------------------------------
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below pid, from /proc (the language server and anything it started)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def kill_tree(pids: set[int], grace: float = 3.0) -> None:
-    """Give the processes `grace` seconds to exit on their own (both clients shut their servers down
-    before Emacs exits), then SIGTERM, then SIGKILL, each followed by the same wait."""
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        alive = [p for p in pids if _alive(p)]
-        for p in alive if sig else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, sig)
-        deadline = time.monotonic() + grace
-        while alive and time.monotonic() < deadline:
-            alive = [p for p in alive if _alive(p)]
-            time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie is dead, only waiting for its parent to reap it

@@ -16,7 +16,6 @@ import contextlib
 import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pynvim  # a dev dependency: missing is an error, not a reason to skip
 import pytest
+
+from tests.editor_support import descendants, kill_tree, tail
 
 pytestmark = pytest.mark.editor
 
@@ -62,9 +63,9 @@ def nvim_path() -> str:
         return str(wrapper)
     proc = subprocess.run(["bash", str(INSTALL), str(NVIM_DIR)], capture_output=True, text=True, timeout=900)
     if proc.returncode == 2:  # the script's "cannot be done on this machine"
-        reason = [line for line in proc.stderr.splitlines() if "unavailable here" in line] or [_tail(proc.stderr, 1)]
+        reason = [line for line in proc.stderr.splitlines() if "unavailable here" in line] or [tail(proc.stderr, 1)]
         pytest.skip(f"Neovim 0.12.4 cannot be installed on this machine ({reason[-1]})")
-    assert proc.returncode == 0, f"{INSTALL.name} failed ({proc.returncode}):\n{_tail(proc.stderr, 30)}"
+    assert proc.returncode == 0, f"{INSTALL.name} failed ({proc.returncode}):\n{tail(proc.stderr, 30)}"
     path = proc.stdout.strip().splitlines()[-1]
     assert _nvim_works(Path(path)), f"{path} does not run"
     return path
@@ -78,10 +79,6 @@ def _nvim_works(path: Path) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.startswith("NVIM v0.12.")
-
-
-def _tail(text: str, n: int) -> str:
-    return "\n".join(text.strip().splitlines()[-n:])
 
 
 def server_options(request) -> dict:
@@ -272,7 +269,7 @@ def diagnostics(server_log: Path, tmp: Path) -> str:
     parts = []
     for log in (server_log, tmp / "xdg_state_home" / "nvim" / "lsp.log"):
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else "(missing)"
-        parts.append(f"--- {log.name} ---\n{_tail(text, 20)}")
+        parts.append(f"--- {log.name} ---\n{tail(text, 20)}")
     return "\n".join(parts)
 
 
@@ -316,44 +313,3 @@ def quit_nvim(nvim) -> None:
         nvim.close()
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below pid, from /proc (the language server and anything it started)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def kill_tree(pids: set[int], grace: float = 3.0) -> None:
-    """Give the processes `grace` seconds to exit on their own (Neovim shuts its servers down when it
-    quits), then SIGTERM, then SIGKILL, each followed by the same wait."""
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        alive = [p for p in pids if _alive(p)]
-        for p in alive if sig else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, sig)
-        deadline = time.monotonic() + grace
-        while alive and time.monotonic() < deadline:
-            alive = [p for p in alive if _alive(p)]
-            time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie is dead, only waiting for its parent to reap it

@@ -1,0 +1,53 @@
+"""What the real-editor tests share: finding and ending a process tree, and log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below pid, from /proc (the language server and anything it started)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+def kill_tree(pids: set[int], grace: float = 3.0) -> None:
+    """Give the processes `grace` seconds to exit on their own (editors shut their servers down when
+    they quit), then SIGTERM, then SIGKILL, each followed by the same wait."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in pids if is_alive(p)]
+        for p in alive if sig else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, sig)
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if is_alive(p)]
+            time.sleep(0.05)
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie is dead, only waiting for its parent to reap it
+
+def tail(text: str, n: int) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
