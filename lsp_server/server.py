@@ -55,6 +55,7 @@ class SpeclspServer(LanguageServer):
         self.load_error: str | None = None
         self.warm_timers: dict[str, asyncio.TimerHandle] = {}
         self.client_name = ""
+        self.progress_token: str | None = None  # the client's progress bar while models load
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -84,7 +85,15 @@ class SpeclspServer(LanguageServer):
     # -- status and messages (safe to call from the worker thread) -------------------------------
 
     def status(self, state: str, message: str = "", **extra: Any) -> None:
+        """`speclsp/status` for clients that show state; while models load, also workDoneProgress."""
         self._from_any_thread(self.protocol.notify, STATUS, {"state": state, "message": message, **extra})
+        token = self.progress_token
+        if token is not None and state == "loading":
+            self._from_any_thread(self.work_done_progress.report, token, types.WorkDoneProgressReport(
+                message=message, percentage=int(extra.get("progress", 0))))
+        elif token is not None and state in ("ready", "error"):
+            self.progress_token = None
+            self._from_any_thread(self.work_done_progress.end, token, types.WorkDoneProgressEnd(message=message))
 
     def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
         log.warning("%s", message)
@@ -374,27 +383,14 @@ def _completion_item(ctx: CursorContext, position: types.Position, text: str, ri
 
 async def _progress_while_loading(ls: SpeclspServer) -> None:
     """Start loading, with window/workDoneProgress when the client supports it."""
-    token = f"speclsp-load-{id(ls)}"
     caps = ls.client_capabilities.window
-    progress = bool(caps and caps.work_done_progress)
-    if progress:
+    if caps and caps.work_done_progress:
+        token = f"speclsp-load-{id(ls)}"
         try:
             await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
             ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="speclsp", message="loading models",
                                                                           percentage=0))
+            ls.progress_token = token
         except Exception:
-            progress = False
-    original = ls.status
-
-    def status(state: str, message: str = "", **extra: Any) -> None:
-        original(state, message, **extra)
-        if progress and state == "loading":
-            ls._from_any_thread(ls.work_done_progress.report, token, types.WorkDoneProgressReport(
-                message=message, percentage=int(extra.get("progress", 0))))
-        elif progress and state in ("ready", "error"):
-            ls._from_any_thread(ls.work_done_progress.end, token, types.WorkDoneProgressEnd(message=message))
-            ls.status = original
-
-    if progress:
-        ls.status = status
+            log.info("the client did not accept a progress token; status notifications only")
     ls.start_loading()

@@ -50,6 +50,9 @@ async def test_capabilities_and_status(client: LanguageClient):
     assert caps.position_encoding == types.PositionEncodingKind.Utf16
     states = [s["state"] for s in client.status]
     assert states[0] == "loading" and "ready" in states
+    # the client's progress bar: begin, reports, end
+    loads = [r for token, r in client.progress_reports.items() if str(token).startswith("speclsp-load")]
+    assert loads and loads[0][0].kind == "begin" and loads[0][-1].kind == "end"
     # the unknown setting was reported once, as a message
     assert any("bogusKey" in m.message for m in client.messages)
 
