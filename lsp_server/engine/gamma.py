@@ -27,7 +27,10 @@ class GammaController:
     plain_ms: float = 0.0
     rounds_without_draft: int = 0
     decay: float = 0.8
-    probe_every: int = 8  # doubles after each probe that finds nothing worth drafting, up to 64
+    # doubles after each probe that finds nothing worth drafting, up to 16: a probe must first feed
+    # the draft every token accepted since its last round, and up to 2 * max_gamma + 2 tokens that
+    # feed is a captured graph on GPUs; longer ones run eagerly and cost several draft steps
+    probe_every: int = 8
     fixed: bool = False  # always draft max_gamma (benchmarks at a chosen length, tests of the rule)
 
     def choose(self) -> int:
@@ -45,7 +48,7 @@ class GammaController:
             self.rounds_without_draft += 1
             if self.rounds_without_draft >= self.probe_every:
                 self.rounds_without_draft = 0
-                self.probe_every = min(self.probe_every * 2, 64)
+                self.probe_every = min(self.probe_every * 2, 16)
                 return 1
         else:
             self.probe_every = 8
