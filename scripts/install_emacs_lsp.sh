@@ -87,41 +87,9 @@ if ! emacs_ok; then
     emacs_ok || die "emacs-nox is installed but 'emacs' does not run, or is older than $MIN_EMACS"
 fi
 
-# --- the mirror the machine already uses ---------------------------------------------------------
-# First Debian archive URI (not debian-security) from one-line .list files or deb822 .sources files.
-mirror() {
-    local f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; break } }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
-    done
-}
-MIRROR="$(mirror | grep -E '/debian/?$' | grep -v security | head -n1 || true)"
-[ -n "$MIRROR" ] || unavailable "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/"
-MIRROR="${MIRROR%/}"
-
-# --- a separate apt state ------------------------------------------------------------------------
-ALT="$DEST/apt-alt"
-mkdir -p "$ALT/lists/partial" "$ALT/cache/archives/partial" "$DEST/debs"
-: > "$ALT/sources.list"
-for suite in "${SUITES[@]}" "$EGLOT_SUITE"; do
-    echo "deb $MIRROR $suite main" >> "$ALT/sources.list"
-done
-APT=(-o "Dir::Etc::sourcelist=$ALT/sources.list" -o "Dir::Etc::sourceparts=-"
-     -o "Dir::State::Lists=$ALT/lists" -o "Dir::Cache=$ALT/cache" -o "APT::Sandbox::User=root" -q)
-
-log "apt-get update (${SUITES[*]} $EGLOT_SUITE from $MIRROR, state in $ALT)"
-# apt-get update exits 0 when indexes fail to download (it only warns), so look for them instead.
-update_log="$(apt-get "${APT[@]}" update 2>&1)" || true
-echo "$update_log" >&2
-for suite in sid "$EGLOT_SUITE"; do
-    compgen -G "$ALT/lists/*_dists_${suite}_main_binary-*_Packages*" >/dev/null \
-        || unavailable "cannot reach Debian $suite at $MIRROR: $(grep -m1 -E '^(E|W|Err)' <<<"$update_log" || echo 'apt-get update failed')"
-done
+# --- a separate apt state on the machine's own mirror (scripts/debian_alt.sh) ------------------
+source "$(dirname "${BASH_SOURCE[0]}")/debian_alt.sh"
+alt_apt_setup "$DEST" "${SUITES[*]} $EGLOT_SUITE" "sid $EGLOT_SUITE"
 
 # --- download: exact lsp-mode version, dependencies from the first suite that has them -----------
 cd "$DEST/debs"
@@ -129,27 +97,15 @@ cd "$DEST/debs"
 if compgen -G "elpa-lsp-mode_*.deb" >/dev/null && ! compgen -G "elpa-lsp-mode_${LSP_MODE_VERSION}_*.deb" >/dev/null; then
     rm -f ./*.deb
 fi
-download() {  # download PKG_SPEC...: the first spec apt can fetch wins; an earlier download is reused
-    local spec pkg version
-    for spec in "$@"; do
-        pkg="${spec%%[=/]*}"
-        version="*"
-        [ "$spec" = "${spec#*=}" ] || version="${spec#*=}"
-        version="${version//:/%3a}"  # how apt writes an epoch in a file name
-        if compgen -G "${pkg}_${version}_*.deb" >/dev/null; then return 0; fi
-        if apt-get "${APT[@]}" download "$spec" >&2 2>/dev/null; then return 0; fi
-    done
-    return 1
-}
-download "elpa-lsp-mode=$LSP_MODE_VERSION" \
+alt_download "elpa-lsp-mode=$LSP_MODE_VERSION" \
     || unavailable "elpa-lsp-mode $LSP_MODE_VERSION is in none of: ${SUITES[*]} (the pin needs updating)"
 for pinned in "${DEPS[@]}"; do
     pkg="${pinned%%=*}"
     specs=("$pinned")
     for suite in "${SUITES[@]}"; do specs+=("$pkg/$suite"); done
-    download "${specs[@]}" || unavailable "cannot download $pkg from any of: ${SUITES[*]}"
+    alt_download "${specs[@]}" || unavailable "cannot download $pkg from any of: ${SUITES[*]}"
 done
-download "$EGLOT" "${EGLOT%%=*}/$EGLOT_SUITE" || unavailable "cannot download ${EGLOT%%=*} from $EGLOT_SUITE"
+alt_download "$EGLOT" "${EGLOT%%=*}/$EGLOT_SUITE" || unavailable "cannot download ${EGLOT%%=*} from $EGLOT_SUITE"
 
 # --- unpack and write load-path.el ---------------------------------------------------------------
 rm -rf "$ROOT"
