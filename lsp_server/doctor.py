@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 import time
+from importlib import metadata
 
 from . import __version__
 from .config import DEFAULT_DRAFT, DEFAULT_TARGET, Settings, settings_to_lsp
@@ -13,11 +14,10 @@ from .config import DEFAULT_DRAFT, DEFAULT_TARGET, Settings, settings_to_lsp
 
 def _versions() -> dict:
     out = {"speclsp": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    for name in ("torch", "transformers", "tokenizers", "pygls", "lsprotocol", "safetensors"):
+    for name in ("torch", "transformers", "tokenizers", "pygls", "lsprotocol", "safetensors", "triton"):
         try:
-            module = __import__(name)
-            out[name] = getattr(module, "__version__", "?")
-        except ImportError:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             out[name] = None
     return out
 
