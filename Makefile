@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint e2e-vscode e2e-nvim e2e-emacs clean
+.PHONY: setup demo test lint client-test client-package e2e-vscode e2e-nvim e2e-emacs clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ test: setup
 # real editors, headless: Neovim 0.12 (installed by scripts/install_neovim.sh) and VS Code (code-server)
 e2e-nvim: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_neovim.py -s
+
+# the VS Code extension: type-check, unit tests (no VS Code needed), and the .vsix
+client-test:
+	cd vscode-client && npm ci --no-audit --no-fund && npm test
+
+client-package: client-test
+	cd vscode-client && npm run package
 
 e2e-emacs: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_emacs.py -s
