@@ -4,9 +4,10 @@ The same `cut_point` decides when decoding stops (engine stop check, token by to
 the text is cut afterwards, so the two can never disagree.
 
 - Single line: when the cursor has text after it on its line, complete only that line.
-- Block: otherwise complete until the block ends: a non-empty line indented less than where it
-  started (or, when the cursor line has code before the cursor, not more than that line), or
-  two blank lines in a row.
+- Block: otherwise complete until the block ends: a line indented less than where it started
+  (or, when the cursor line has code before the cursor, not more than that line), or two blank
+  lines in a row. A line's indentation is known as soon as it has any code, so decoding stops
+  there without waiting for the line to end.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ def cut_point(text: str, ctx: CursorContext) -> int | None:
     mid_line = bool(line_prefix.strip())
     base = _indent(line_prefix)
     offset, blank_run = first_nl + 1, 0
-    for line in text[first_nl + 1:].split("\n")[:-1]:  # complete lines only
-        if not line.strip():
-            blank_run += 1
+    lines = text[first_nl + 1:].split("\n")
+    for i, line in enumerate(lines):
+        complete = i < len(lines) - 1
+        if not line.strip():  # blank (or not yet known): only whole blank lines count
+            blank_run += complete
             if blank_run >= 2:
                 return offset - 1
-        else:
+        else:  # the indentation is known once a line has any code, finished or not
             blank_run = 0
             ind = _indent(line)
             if ind < base or (mid_line and ind <= base):

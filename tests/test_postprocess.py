@@ -31,8 +31,10 @@ def test_postprocess_table(prefix, suffix, generated, shown):
     assert postprocess(generated, CursorContext(prefix, suffix)) == shown
 
 
-def test_cut_point_waits_for_complete_lines():
+def test_cut_point_stops_once_a_dedent_is_known():
     ctx = CursorContext("def f():\n    ", "\n")
     assert cut_point("a = 1\n    b", ctx) is None
-    assert cut_point("a = 1\nprint", ctx) is None  # the dedented line is not complete yet
-    assert cut_point("a = 1\nprint(1)\n", ctx) == 5
+    assert cut_point("a = 1\n  ", ctx) is None  # only spaces so far: the indentation is not known
+    assert cut_point("a = 1\nprint", ctx) == 5  # a dedent: no need to wait for the line to end
+    assert cut_point("a = 1\n\n", ctx) is None  # one blank line is not the end of a block
+    assert cut_point("a = 1\n\n\n", ctx) == 6
