@@ -75,9 +75,9 @@ class CompletionService:
         faults.before_request()
         rest = self.suggestions.lookup(key, ctx)
         if rest is not None:
-            return Completion(rest, {"typed_through": True, "generated_tokens": 0, "prompt_tokens": 0,
-                                     "reused_tokens": 0, "prefill_tokens": 0, "target_forwards": 0,
-                                     "drafted_tokens": 0, "accepted_tokens": 0})
+            from .engine.api import Stats
+
+            return Completion(rest, {**Stats(finish_reason="typed_through").as_dict(), "typed_through": True})
         completion = self.compute(ctx, key, cancel)
         self.suggestions.remember(key, ctx, completion.text)
         return completion

@@ -8,6 +8,20 @@ import signal
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+DEMO_TARGET = REPO / "lsp_server" / "models" / "demo" / "target" / "config.json"
+
+# The file every editor test types into: the cursor goes to the end of the indented empty line
+# inside fibonacci() (line 6, 1-based).
+SOURCE = (
+    "import math\n"
+    "\n"
+    "\n"
+    "def fibonacci(n):\n"
+    '    """Return the n-th Fibonacci number."""\n'
+    "    \n"
+)
+
 
 def descendants(pid: int) -> set[int]:
     """Every process below pid, from /proc (the language server and anything it started)."""

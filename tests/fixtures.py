@@ -77,3 +77,11 @@ def build_pair(root: Path, vocab: int = 512) -> tuple[Path, Path]:
     for f in (tok_dir / "draft_tok").iterdir():
         shutil.copy(f, draft_dir / f.name)
     return target_dir, draft_dir
+
+
+def common_prefix(a, b) -> int:
+    """Length of the longest common prefix of two id lists (written out, not the product's own)."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n

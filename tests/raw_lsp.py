@@ -68,6 +68,22 @@ class RawServer:
     def wait_response(self, msg_id, timeout: float = 30.0) -> dict:
         if msg_id in self.responses:
             return self.responses.pop(msg_id)
+        for msg in self._messages(timeout):
+            if "result" in msg or "error" in msg:
+                if msg.get("id") == msg_id:
+                    return msg
+                if msg.get("id") is not None:
+                    self.responses[msg["id"]] = msg
+        raise TimeoutError(f"no response to {msg_id}")
+
+    def wait_status(self, states=("ready", "error"), timeout: float = 60.0) -> dict:
+        for msg in self._messages(timeout):
+            if msg.get("method") == "speclsp/status" and msg["params"]["state"] in states:
+                return msg["params"]
+        raise TimeoutError("no status")
+
+    def _messages(self, timeout: float):
+        """Messages as they arrive until the timeout; requests from the server are answered here."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -76,28 +92,10 @@ class RawServer:
                 continue
             if "reader_error" in msg:
                 raise RuntimeError(msg["reader_error"])
-            if "result" in msg or "error" in msg:
-                if msg.get("id") == msg_id:
-                    return msg
-                if msg.get("id") is not None:
-                    self.responses[msg["id"]] = msg
-                continue
-            if msg.get("method") and "id" in msg:  # a request from the server: answer it
-                self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-        raise TimeoutError(f"no response to {msg_id}")
-
-    def wait_status(self, states=("ready", "error"), timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if msg.get("method") == "speclsp/status" and msg["params"]["state"] in states:
-                return msg["params"]
             if msg.get("method") and "id" in msg:
                 self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-        raise TimeoutError("no status")
+                continue
+            yield msg
 
     def initialize(self, options: dict) -> dict:
         result = self.request("initialize", {"processId": None, "rootUri": None, "capabilities": {},

@@ -29,25 +29,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.editor_support import descendants, kill_tree, tail
+from tests.editor_support import DEMO_TARGET, REPO, SOURCE, descendants, kill_tree, tail
 
 pytestmark = pytest.mark.editor
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "scripts" / "install_emacs_lsp.sh"
 TOOLS_DIR = REPO / ".tools" / "emacs-lsp"
-DEMO_TARGET = REPO / "lsp_server" / "models" / "demo" / "target" / "config.json"
 RUN_RECORD = REPO / "docs" / "editor-runs" / "emacs.txt"
 RESULT_TAG = "SPECLSP-RESULT "
 
-SOURCE = (
-    "import math\n"
-    "\n"
-    "\n"
-    "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number."""\n'
-    "    \n"  # indented and empty: point goes to its end
-)
 CURSOR_LINE = 6  # 1-based: the indented empty line inside fibonacci(), where the driver types
 # What the driver types, one chunk at a time. The first chunk usually brings a suggestion; when one
 # comes back empty, the next chunk changes the context and the driver asks again.

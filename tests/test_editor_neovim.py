@@ -24,25 +24,15 @@ from pathlib import Path
 import pynvim  # a dev dependency: missing is an error, not a reason to skip
 import pytest
 
-from tests.editor_support import descendants, kill_tree, tail
+from tests.editor_support import DEMO_TARGET, REPO, SOURCE, descendants, kill_tree, tail
 
 pytestmark = pytest.mark.editor
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "scripts" / "install_neovim.sh"
 NVIM_DIR = REPO / ".tools" / "nvim12"
-DEMO_TARGET = REPO / "lsp_server" / "models" / "demo" / "target" / "config.json"
 RUN_RECORD = REPO / "docs" / "editor-runs" / "neovim.txt"
 NAMESPACE = "nvim.lsp.inline_completion"
 
-SOURCE = (
-    "import math\n"
-    "\n"
-    "\n"
-    "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number."""\n'
-    "    \n"  # indented and empty: the cursor goes to its end
-)
 CURSOR_LINE = 6  # 1-based: the indented empty line inside fibonacci(), where we type
 # What we type, one chunk at a time. The first chunk usually brings ghost text; when a completion
 # comes back empty (the tiny random models often produce nothing useful), the next chunk changes the

@@ -7,7 +7,7 @@ import pytest
 from lsp_server.config import Settings
 from lsp_server.prompt import CursorContext
 from lsp_server.service import CompletionService
-from tests.fixtures import corpus_text
+from tests.fixtures import common_prefix, corpus_text
 
 TEXT = corpus_text()[:6000]
 
@@ -68,13 +68,6 @@ def test_warm_equals_cold_across_edits(warm, cold):
     assert reused > 0
 
 
-def lcp(a, b):
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def test_prefilled_tokens_are_what_the_edit_implies(warm):
     at = TEXT.index("def ", 3000)
     doc = TEXT
@@ -85,7 +78,7 @@ def test_prefilled_tokens_are_what_the_edit_implies(warm):
         held = list(warm.engine.slots.slots["p"].target.tokens)
         new = warm.builder.build(ctx(doc, at), "p").target_ids
         stats = warm.compute(ctx(doc, at), "p").stats
-        assert stats["prefill_tokens"] == len(new) - min(lcp(held, new), len(new) - 1)
+        assert stats["prefill_tokens"] == len(new) - min(common_prefix(held, new), len(new) - 1)
         assert stats["reused_tokens"] + stats["prefill_tokens"] == len(new)
         counts.append(stats["prefill_tokens"])
     counts.sort()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lsp_server.prompt import CursorContext, PromptBuilder
-from tests.fixtures import corpus_text
+from tests.fixtures import common_prefix, corpus_text
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +58,6 @@ def typing_session(codec, fim_order="spm", context=256):
     return [builder.build(CursorContext(prefix + typed[:i], suffix), "doc") for i in range(len(typed))]
 
 
-def common(a, b):
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def test_budget_is_respected(codec):
     for p in typing_session(codec):
         assert len(p.target_ids) <= 256 + 4
@@ -74,20 +67,20 @@ def test_budget_is_respected(codec):
 
 def test_window_start_is_stable_while_typing(codec):
     prompts = typing_session(codec)
-    reuse = [common(a.target_ids, b.target_ids) / len(b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False)]
+    reuse = [common_prefix(a.target_ids, b.target_ids) / len(b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False)]
     jumps = sum(r < 0.5 for r in reuse)
     assert jumps <= 3  # the window moves in a few large jumps, not every keystroke
-    typical = sorted(len(b.target_ids) - common(a.target_ids, b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False))
+    typical = sorted(len(b.target_ids) - common_prefix(a.target_ids, b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False))
     assert typical[len(typical) // 2] <= 3  # median keystroke changes at most a few tokens at the end
 
 
 def test_draft_view_start_is_stable_while_typing(codec):
     prompts = typing_session(codec)
-    changed = sum(common(a.draft_ids, b.draft_ids) < len(a.draft_ids) - 4 for a, b in zip(prompts, prompts[1:], strict=False))
+    changed = sum(common_prefix(a.draft_ids, b.draft_ids) < len(a.draft_ids) - 4 for a, b in zip(prompts, prompts[1:], strict=False))
     assert changed <= 6
 
 
 def test_psm_changes_before_the_suffix(codec):
     prompts = typing_session(codec, "psm")
     a, b = prompts[10], prompts[11]
-    assert len(b.target_ids) - common(a.target_ids, b.target_ids) > len(b.suffix_ids)  # why SPM is the default
+    assert len(b.target_ids) - common_prefix(a.target_ids, b.target_ids) > len(b.suffix_ids)  # why SPM is the default

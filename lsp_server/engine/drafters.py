@@ -42,12 +42,9 @@ class ModelDrafter:
         fed = view[common:]
         return self.runner.extend(cache, fed)[-1], len(fed)
 
-    def can_draft(self, view: list[int], gamma: int, cache: KVCache) -> bool:
-        """Within the draft's positions, and no id only the target knows among the tokens to feed."""
-        if len(view) + gamma > cache.capacity:
-            return False
-        fresh = view[min(cache.common_prefix(view), len(view) - 1):]
-        return max(fresh) < self.runner.vocab_size
+    def can_read(self, tokens: list[int]) -> bool:
+        """Whether every id is one of the draft's own (target-only ids, such as FIM specials, are not)."""
+        return not tokens or max(tokens) < self.runner.vocab_size
 
     def propose(self, cache: KVCache, view: list[int], gamma: int, temperature: float,
                 generator: torch.Generator) -> Proposal:

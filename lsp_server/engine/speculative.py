@@ -117,15 +117,19 @@ class Engine:
         reason = emit_all(generated, [pending], request)
         copier = CopyDrafter(request.context_ids + generated) if self._copy_on(request) else None
         gamma = self._gamma(request)
+        # the draft model reads the view and every emitted token; an id only the target has (checked
+        # once here, then per round on what was emitted) ends its part in this request
+        readable = self._draft_view(request) is not None and self.drafter.can_read(request.draft_ids + generated)
         while not reason:
             request.check_cancel()
             if request.out_of_time():
                 reason = "time"
                 break
-            proposal = self._propose(request, slot, generated, gamma, copier, stats, generator)
+            proposal = self._propose(request, slot, generated, gamma, copier, stats, generator, readable)
             accepted, nxt, verify_ms = self._verify(request, slot.target, pending, proposal, generator, stats)
             self._observe(gamma, proposal, accepted, verify_ms, stats)
             emitted = proposal.tokens[:accepted] + [nxt]
+            readable = readable and self.drafter.can_read(emitted)
             reason = emit_all(generated, emitted, request)
             if copier is not None:
                 copier.extend(emitted)
@@ -153,18 +157,17 @@ class Engine:
         return accepted, nxt, ms
 
     def _propose(self, request: GenerationRequest, slot: Slot, generated: list[int], gamma: GammaController,
-                 copier: CopyDrafter | None, stats: Stats, generator: torch.Generator) -> Proposal:
+                 copier: CopyDrafter | None, stats: Stats, generator: torch.Generator, readable: bool) -> Proposal:
         """Copy from context when it can, else ask the draft model for as many tokens as pays."""
         if copier is not None:
             proposal = copier.propose(self.max_gamma)
             if proposal.tokens:
                 return proposal
-        view = self._draft_view(request)
-        if view is None or slot.draft is None:
+        if not readable or slot.draft is None:
             return Proposal([])
-        view = view + generated
+        view = request.draft_ids + generated
         g = gamma.choose()
-        if g == 0 or not self.drafter.can_draft(view, g, slot.draft):
+        if g == 0 or len(view) + g > slot.draft.capacity:  # past the draft's positions: plain steps
             return Proposal([])
         t = time.perf_counter()
         if stats.rounds == 0 and stats.draft_prefill_tokens == 0:
