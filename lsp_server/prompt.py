@@ -8,6 +8,11 @@ before it is reused. For that the window over the prefix must not slide with eve
 its start is a line start that stays put until the prefix outgrows the budget, then jumps
 forward by a quarter of the budget at once. The draft gets a FIM-free view, [BOS] + the tail of
 the prefix ids, whose start also moves only in jumps.
+
+Building a prompt costs in proportion to the window, never to the document: a window of n
+tokens can use at most 8n characters (a token is rarely longer), so no more than that is ever
+handed to the tokenizer in one piece, and the window's start is remembered as an offset with the
+text just before it (found again nearby after an edit above it), so nothing scans from the top.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from typing import Protocol
 
 SUFFIX_SHARE = 0.25  # of contextTokens, at most; unused suffix budget goes to the prefix
 GROWTH_ROOM = 0.75  # a re-placed window fills this share of its budget, leaving room to type
+CHARS_PER_TOKEN = 8  # the most characters a token stands for, near enough: bounds the text a window can use
+TYPICAL_CHARS_PER_TOKEN = 4  # code, for a first guess at where to place a window
+ANCHOR_CHARS = 64  # text remembered before a window's start, to find the start again after edits above
+PLACE_TRIES = 4  # encodes to place a window; each of at most its budget's characters
+PLACED_FILL = (0.5, 0.9)  # a placed window is this full: room to type on, and to delete back
 
 
 class Codec(Protocol):
@@ -53,9 +63,10 @@ class Prompt:
 
 @dataclass
 class WindowState:
-    """Per document: where the prefix window starts (a line number), kept across requests."""
+    """Per document: where the prefix window starts, kept across requests."""
 
-    start_line: int = 0
+    start: int = 0  # offset in the prefix: a line start, or a cut in a line too long for the window
+    anchor: str = ""  # the prefix's text just before `start` when it was placed
     draft_skip: int = 0  # prefix ids left out of the draft's view
 
 
@@ -98,22 +109,32 @@ class PromptBuilder:
 
     def _prefix_ids(self, prefix: str, budget: int, window: WindowState) -> list[int]:
         budget = max(budget, 16)
-        line_starts = _line_starts(prefix)
-        if window.start_line >= len(line_starts):
-            window.start_line = 0
-        ids = self.codec.encode(prefix[line_starts[window.start_line]:])
-        if len(ids) <= budget and (window.start_line == 0 or len(ids) > budget * (1 - GROWTH_ROOM)):
-            return ids
-        # re-place the window: the latest line start whose text fills GROWTH_ROOM of the budget
-        chars_per_token = max(len(prefix) - line_starts[window.start_line], 1) / max(len(ids), 1)
-        want = int(budget * GROWTH_ROOM * chars_per_token)
-        line = _first_line_at_or_after(line_starts, len(prefix) - want)
-        ids = self.codec.encode(prefix[line_starts[line]:])
-        while len(ids) > budget and line + 1 < len(line_starts):
-            line += 1
-            ids = self.codec.encode(prefix[line_starts[line]:])
-        window.start_line = line
-        return ids[-budget:]
+        room = budget * CHARS_PER_TOKEN  # the most text the window can use
+        start = _kept_start(prefix, window, room)
+        if start is not None:
+            ids = self.codec.encode(prefix[start:])
+            if len(ids) <= budget and (start == 0 or _fill(ids, prefix, start, budget) > 1 - GROWTH_ROOM):
+                window.start = start
+                return ids
+        return self._place(prefix, budget, room, window)
+
+    def _place(self, prefix: str, budget: int, room: int, window: WindowState) -> list[int]:
+        """Re-place the window so it fills about GROWTH_ROOM of its budget, from a line start where
+        one is near. Each try encodes at most `room` characters, guided by the last try's density."""
+        want = budget * GROWTH_ROOM
+        chars = want * TYPICAL_CHARS_PER_TOKEN
+        fitted = None
+        for _ in range(PLACE_TRIES):
+            start = _start_near(prefix, int(min(chars, room * GROWTH_ROOM)))
+            ids = self.codec.encode(prefix[start:])
+            if len(ids) <= budget:
+                fitted = start, ids
+                if start == 0 or PLACED_FILL[0] <= _fill(ids, prefix, start, budget) <= PLACED_FILL[1]:
+                    break
+            chars = want * (len(prefix) - start) / max(len(ids), 1)
+        start, ids = fitted or (start, ids[-budget:])  # nothing fitted: the nearest tokens, still bounded
+        window.start, window.anchor = start, prefix[max(0, start - ANCHOR_CHARS):start]
+        return ids
 
     def _draft(self, prefix_ids: list[int], window: WindowState) -> list[int]:
         if self.draft_positions <= 0:
@@ -130,17 +151,37 @@ class PromptBuilder:
         return [self.codec.bos] + prefix_ids[skip:]
 
 
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    pos = text.find("\n")
-    while pos >= 0:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
-    return starts
+def _fill(ids: list[int], prefix: str, start: int, budget: int) -> float:
+    """How full a window is, by tokens or by characters, whichever binds."""
+    return max(len(ids) / budget, (len(prefix) - start) / (budget * CHARS_PER_TOKEN))
 
 
-def _first_line_at_or_after(line_starts: list[int], offset: int) -> int:
-    for i, start in enumerate(line_starts):
-        if start >= offset:
-            return i
-    return len(line_starts) - 1
+def _kept_start(prefix: str, window: WindowState, room: int) -> int | None:
+    """The window's start in this prefix, if it still starts after the same text and the cursor is
+    no more than `room` characters past it; else None (the window must be placed again)."""
+    start, anchor = window.start, window.anchor
+    if start > len(prefix) or prefix[start - len(anchor):start] != anchor:
+        start = _find_anchor(prefix, anchor, start, room)  # text above the window changed length
+    if start is None or len(prefix) - start > room:
+        return None
+    return start
+
+
+def _find_anchor(prefix: str, anchor: str, old: int, room: int) -> int | None:
+    """The end of the occurrence of `anchor` nearest to `old`, within `room` characters of it."""
+    if not anchor:
+        return None
+    before = prefix.rfind(anchor, max(0, old - room), min(old, len(prefix)))
+    after = prefix.find(anchor, max(0, old - len(anchor) + 1), old + room)
+    ends = [p + len(anchor) for p in (before, after) if p >= 0]
+    return min(ends, key=lambda e: abs(e - old)) if ends else None
+
+
+def _start_near(prefix: str, chars: int) -> int:
+    """Where a window of about `chars` characters before the cursor starts: the first line start
+    at or after that point, unless the line is so long that the window would lose a quarter."""
+    at = len(prefix) - chars
+    if at <= 0:
+        return 0
+    line = prefix.find("\n", at, at + chars // 4) + 1
+    return line if line > 0 else at

@@ -84,3 +84,70 @@ def test_psm_changes_before_the_suffix(codec):
     prompts = typing_session(codec, "psm")
     a, b = prompts[10], prompts[11]
     assert len(b.target_ids) - common_prefix(a.target_ids, b.target_ids) > len(b.suffix_ids)  # why SPM is the default
+
+
+class SpyCodec:
+    """The fixture codec, counting the characters each build hands to the tokenizer."""
+
+    def __init__(self, codec):
+        self.codec, self.bos, self.fim = codec, codec.bos, codec.fim
+        self.chars = 0
+
+    def encode(self, text):
+        self.chars += len(text)
+        return self.codec.encode(text)
+
+    def encode_infill(self, text):
+        self.chars += len(text)
+        return self.codec.encode_infill(text)
+
+
+def type_into(builder, spy, prefix, suffix, typed):
+    """Type `typed` after `prefix`, one build per keystroke: (prompts, characters encoded per build)."""
+    prompts, chars = [], []
+    for i in range(len(typed) + 1):
+        spy.chars = 0
+        prompts.append(builder.build(CursorContext(prefix + typed[:i], suffix), "big"))
+        chars.append(spy.chars)
+    return prompts, chars
+
+
+@pytest.mark.parametrize("shape", ["code", "one long line"])
+def test_a_multi_megabyte_document_costs_only_its_window(codec, shape):
+    text = corpus_text()
+    doc = text * (3_000_000 // len(text) + 1) if shape == "code" else "x = 1; " * 450_000
+    cut = len(doc) * 2 // 3
+    prefix, suffix = doc[:cut], doc[cut:]
+    spy = SpyCodec(codec)
+    builder = PromptBuilder(spy, context_tokens=512, draft_positions=300, reserve=40)
+    prompts, chars = type_into(builder, spy, prefix, suffix, "value = compute(a, b)")
+    window_chars = 512 * 8  # a token is rarely over 8 characters: the most text a window can use
+    assert max(chars) <= 8 * window_chars, chars  # bounded by the window, not by the 2-3 MB document
+    assert all(len(p.target_ids) <= 512 + 4 for p in prompts)
+    reuse = [common_prefix(a.target_ids, b.target_ids) for a, b in zip(prompts, prompts[1:], strict=False)]
+    assert sorted(len(b.target_ids) - r for b, r in zip(prompts[1:], reuse, strict=False))[len(reuse) // 2] <= 3
+    assert sum(r < len(b.target_ids) // 2 for b, r in zip(prompts[1:], reuse, strict=False)) <= 2  # jumps, not slides
+
+
+def test_a_jump_across_a_big_document_costs_only_the_window(codec):
+    text = corpus_text()
+    doc = text * (2_000_000 // len(text) + 1)
+    spy = SpyCodec(codec)
+    builder = PromptBuilder(spy, context_tokens=512)
+    for at in (len(doc) - 10, 1000, len(doc) // 2, len(doc) // 2 + 5000, 30):  # far jumps, both ways
+        spy.chars = 0
+        p = builder.build(CursorContext(doc[:at], doc[at:]), "big")
+        assert spy.chars <= 8 * 512 * 8, (at, spy.chars)
+        assert p.prefix_ids and len(p.target_ids) <= 512 + 4
+        assert codec.decode_continuation(p.prefix_ids[-20:]).strip() in doc[max(0, at - 200):at]
+
+
+def test_an_edit_above_the_window_keeps_its_start(codec):
+    text = corpus_text()
+    doc = text * 3
+    at = len(doc) - 5000
+    builder = PromptBuilder(codec, context_tokens=256)
+    before = builder.build(CursorContext(doc[:at], doc[at:]), "d")
+    edited = "import sys\n" + doc  # e.g. an import added at the top while typing far below
+    after = builder.build(CursorContext(edited[:at + 11], edited[at + 11:]), "d")
+    assert after.prefix_ids == before.prefix_ids  # same window text: the prompt's KV is still good
