@@ -77,12 +77,25 @@ def drop_suffix_overlap(text: str, ctx: CursorContext) -> str:
         if rest and stripped.endswith(rest):
             return stripped[: len(stripped) - len(rest)]
         return text
-    suffix_lines = [ln for ln in ctx.suffix.split("\n") if ln.strip()][:3]
+    suffix_lines = _first_code_lines(ctx.suffix, 3)
     lines = text.rstrip().split("\n")
     for n in range(min(len(suffix_lines), len(lines) - 1), 0, -1):
         if [ln.rstrip() for ln in lines[-n:]] == [ln.rstrip() for ln in suffix_lines[:n]]:
             return "\n".join(lines[:-n])
     return text
+
+
+def _first_code_lines(text: str, n: int) -> list[str]:
+    """The first `n` non-blank lines of `text`, read from its start (the suffix can be megabytes)."""
+    lines: list[str] = []
+    pos = 0
+    while len(lines) < n and pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        if text[pos:end].strip():
+            lines.append(text[pos:end])
+        pos = end + 1
+    return lines
 
 
 def trim_trailing_space(text: str, ctx: CursorContext) -> str:

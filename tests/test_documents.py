@@ -40,3 +40,15 @@ def test_end_of_document_after_newline():
 def test_line_rules_context():
     ctx = cursor_context("def f(x):\n    return x\n", 1, 4)
     assert ctx.line_prefix == "    " and ctx.line_suffix == "return x"
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 16])
+def test_line_starts_across_counted_blocks(monkeypatch, block):
+    from lsp_server import documents
+
+    monkeypatch.setattr(documents, "LINE_BLOCK", block)
+    text = "a\n\n中文😀\nlonger line here\n\n\nx"
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    assert [documents.line_start(text, n) for n in range(len(starts))] == starts
+    with pytest.raises(PositionError):
+        documents.line_start(text, len(starts))
