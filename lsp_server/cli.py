@@ -30,13 +30,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--draft-length", type=int, dest="draftLength")
     g.add_argument("--no-speculative", action="store_false", dest="speculative", default=None)
     g.add_argument("--no-prefix-cache", action="store_false", dest="prefixCache", default=None)
+    g.add_argument("--time-budget-ms", type=int, dest="timeBudgetMs",
+                   help="the most time one completion may take, queue wait included (default 2000)")
     g.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     g.add_argument("--log-file", help="write the log here instead of stderr")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     keys = ("target", "draft", "device", "dtype", "maxTokens", "contextTokens", "temperature", "fimOrder",
-            "draftLength", "speculative", "prefixCache")
+            "draftLength", "speculative", "prefixCache", "timeBudgetMs")
     options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     settings, problems = settings_from_lsp(options)
     for problem in problems:

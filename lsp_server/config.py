@@ -38,7 +38,7 @@ class Settings:
     temperature: float = 0.0
     """0 is greedy (deterministic); above 0 samples, with speculative sampling keeping the target's distribution."""
     context_tokens: int = 2048
-    """Token budget for prefix plus suffix in the prompt."""
+    """Token budget for prefix plus suffix in the prompt (a slow device may read fewer at first: see timeBudgetMs)."""
     fim_order: str = "spm"
     """Fill-in-the-middle order: "spm" (suffix first: typing only appends, best for the prefix cache) or "psm"."""
     speculative: bool = True
@@ -50,7 +50,10 @@ class Settings:
     cache_budget_mb: int = 2048
     """Memory for cached KV across documents, per device, in MiB; least recently used documents are dropped."""
     time_budget_ms: int = 2000
-    """A completion stops after this long and returns what it has."""
+    """The most time one completion may take, from its arrival at the server (queue wait included).
+    Its new prompt tokens are cut to what the device, at its measured prefill speed, reads in half
+    the time left (later requests fill in the rest); a completion cut short by time is shown up to
+    its last whole line or word, or not at all."""
     max_document_chars: int = 2_000_000
     """Documents larger than this are not completed (a clear error instead)."""
 

@@ -69,6 +69,17 @@ def drop_broken_tail(text: str, ctx: CursorContext) -> str:
     return text.rstrip("\ufffd")
 
 
+def drop_unfinished_tail(text: str, ctx: CursorContext) -> str:
+    """For a completion the time budget cut short: its last word may be a piece of a longer one
+    ("in" of "invalid") and its last line half a statement. Keep whole lines; on a completion's
+    only line, the words a space has closed. Nothing left means nothing is shown."""
+    newline = text.rfind("\n")
+    if newline >= 0:
+        return text[:newline]
+    closed = max(text.rfind(" "), text.rfind("\t"))
+    return text[:closed] if closed >= 0 else ""
+
+
 def drop_suffix_overlap(text: str, ctx: CursorContext) -> str:
     """Remove a tail that repeats what already follows the cursor (e.g. a closing bracket)."""
     if single_line(ctx):
@@ -103,9 +114,13 @@ def trim_trailing_space(text: str, ctx: CursorContext) -> str:
 
 
 FILTERS = (apply_line_rules, drop_broken_tail, drop_suffix_overlap, trim_trailing_space)
+CUT_SHORT_FILTERS = (apply_line_rules, drop_broken_tail, drop_unfinished_tail, drop_suffix_overlap,
+                     trim_trailing_space)
 
 
-def postprocess(text: str, ctx: CursorContext) -> str:
-    for step in FILTERS:
+def postprocess(text: str, ctx: CursorContext, cut_by_time: bool = False) -> str:
+    """The text to show. `cut_by_time`: decoding stopped at the deadline (Stats.finish_reason
+    "time"), not at a stop rule, so the text may end inside a word."""
+    for step in CUT_SHORT_FILTERS if cut_by_time else FILTERS:
         text = step(text, ctx)
     return text

@@ -17,7 +17,7 @@ text just before it (found again nearby after an edit above it), so nothing scan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 SUFFIX_SHARE = 0.25  # of contextTokens, at most; unused suffix budget goes to the prefix
@@ -88,6 +88,43 @@ class PromptBuilder:
 
     def forget(self, key: str) -> None:
         self.windows.pop(key, None)
+
+    def fit(self, prompt: Prompt, cached: int, allowed: int) -> Prompt:
+        """The prompt, or a shorter one whose ids past the first `cached` (already in the KV cache)
+        number at most `allowed`: what the device can prefill in time.
+
+        SPM (and no FIM): [what the cache holds] + [the next ids of the full prompt] + [the prefix's
+        last ids]. It ends at the cursor and keeps the full prompt's start, so each request feeds
+        the full prompt a little further (the next one reuses that, rewinding the tail) until the
+        whole window fits; the window never moves for it, so typing then costs a keystroke's ids
+        again. When the cut falls inside the suffix, <MID> closes it. A gap in the prefix is the
+        price of a prompt that arrives in time; half the allowance goes to the text at the cursor.
+        PSM re-reads the suffix on every keystroke anyway: its suffix is shortened first, and when
+        even the prefix is too much it keeps the prefix's last ids and the suffix's first."""
+        ids, window = prompt.target_ids, prompt.prefix_ids
+        if len(ids) - cached <= allowed:
+            return prompt
+        if self.codec.fim is not None and self.fim_order == "psm":
+            return replace(prompt, target_ids=self._fit_psm(prompt, cached, allowed))
+        tail = min(len(window), allowed // 2)
+        cut = cached + allowed - tail  # the full prompt is read this far, then jumps to the tail
+        head = len(ids) - len(window)  # [BOS, <PRE>, <SUF>] + suffix + [<MID>], or [BOS]
+        if cut >= head:
+            fitted = ids[:cut] + window[len(window) - tail:]
+        else:
+            fitted = ids[:max(cut - 1, 3)] + [self.codec.fim.middle] + window[len(window) - tail:]
+        return replace(prompt, target_ids=fitted)
+
+    def _fit_psm(self, prompt: Prompt, cached: int, allowed: int) -> list[int]:
+        fim, ids, window = self.codec.fim, prompt.target_ids, prompt.prefix_ids
+        before_suffix = 2 + len(window)  # [BOS, <PRE>] + prefix
+        fed_before_suffix = before_suffix - min(cached, before_suffix)
+        if fed_before_suffix + 2 <= allowed:
+            kept = allowed - 2 - fed_before_suffix
+            return ids[:before_suffix] + [fim.suffix] + prompt.suffix_ids[:kept] + [fim.middle]
+        tail = (allowed - 4) * 3 // 4
+        return (ids[:2] + window[len(window) - tail:] + [fim.suffix]
+                + prompt.suffix_ids[:allowed - 4 - tail] + [fim.middle])
 
     def _target(self, prefix_ids: list[int], suffix_ids: list[int]) -> list[int]:
         fim, bos = self.codec.fim, self.codec.bos

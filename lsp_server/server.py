@@ -184,7 +184,7 @@ class SpeclspServer(LanguageServer):
             if not self.service.ready:
                 return None
             record["queue_ms"] = round((time.monotonic() - t0) * 1e3, 3)
-            return self.service.complete(ctx, uri, cancel)
+            return self.service.complete(ctx, uri, cancel, arrived=t0)  # the budget counts the queue
 
         completion = None
         try:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from . import faults
 from .config import Settings
 from .postprocess import make_stop, postprocess
-from .prompt import CursorContext, PromptBuilder
+from .prompt import CursorContext, Prompt, PromptBuilder
 from .suggestions import SuggestionStore
+from .timing import CALIBRATION_TOKENS, PrefillRate, prefill_allowance
 
 log = logging.getLogger(__name__)
 
 MODEL_KEYS = ("target", "draft", "device", "dtype")  # changing one of these reloads the models
+CALIBRATION_TEXT = "def area(width, height):\n    return width * height\n\n" * 16
 
 
 @dataclass
@@ -39,6 +41,7 @@ class CompletionService:
         self.notices: list[str] = []
         self.suggestions = SuggestionStore()
         self.oom_count = 0
+        self.prefill_rate = PrefillRate()
 
     @property
     def ready(self) -> bool:
@@ -52,6 +55,7 @@ class CompletionService:
         self.models = load_models(self.settings, progress)
         self.notices = list(self.models.notices)
         self._build_engine()
+        self._calibrate()
         return self.models.info
 
     def apply(self, settings: Settings) -> bool:
@@ -69,16 +73,18 @@ class CompletionService:
             self._build_builder()
         return False
 
-    def complete(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> Completion:
+    def complete(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None,
+                 arrived: float | None = None) -> Completion:
         """One completion at the cursor: typed through from a suggestion already made when the
-        user is typing what it showed, else computed. Raises engine Cancelled when `cancel` is set."""
+        user is typing what it showed, else computed. Raises engine Cancelled when `cancel` is set.
+        `arrived`: time.monotonic() when the request reached the server, where its time budget starts."""
         faults.before_request()
         rest = self.suggestions.lookup(key, ctx)
         if rest is not None:
             from .engine.api import Stats
 
             return Completion(rest, {**Stats(finish_reason="typed_through").as_dict(), "typed_through": True})
-        completion = self.compute(ctx, key, cancel)
+        completion = self.compute(ctx, key, cancel, arrived)
         self.suggestions.remember(key, ctx, completion.text)
         return completion
 
@@ -89,23 +95,35 @@ class CompletionService:
         if self.suggestions.lookup(key, after) is None:
             self.suggestions.remember(key, after, self.compute(after, key, cancel).text)
 
-    def compute(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> Completion:
-        """Run the model for a completion at the cursor."""
+    def compute(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None,
+                arrived: float | None = None) -> Completion:
+        """Run the model for a completion at the cursor, within the time budget from `arrived`
+        (default: now): the prompt is cut to what the device can prefill in time (see fit)."""
         from .engine.api import GenerationRequest
 
         assert self.engine is not None and self.builder is not None, "models not loaded"
         s, codec = self.settings, self.models.codec
-        prompt = self.builder.build(ctx, key)
+        deadline = (time.monotonic() if arrived is None else arrived) + s.time_budget_ms / 1e3
+        full = self.builder.build(ctx, key)
+        prompt = self._in_time(full, key, deadline)
         request = GenerationRequest(
             target_ids=prompt.target_ids, draft_ids=prompt.draft_ids or None, context_ids=prompt.context_ids,
             max_new_tokens=s.max_tokens, stop_ids=self._stop_ids(),
             stop=make_stop(codec.decode_continuation, ctx), temperature=s.temperature,
             seed=random.getrandbits(31) if s.temperature > 0 else None,
-            deadline=time.monotonic() + s.time_budget_ms / 1e3, cancel=cancel, cache_key=key,
-            speculative=s.speculative)
+            deadline=deadline, cancel=cancel, cache_key=key, speculative=s.speculative)
         result = self.engine.generate(request)
-        text = postprocess(codec.decode_continuation(result.tokens), ctx)
-        return Completion(text, {**result.stats.as_dict(), "typed_through": False})
+        self.prefill_rate.observe(result.stats.prefill_tokens, result.stats.prefill_ms)
+        text = postprocess(codec.decode_continuation(result.tokens), ctx, result.stats.finish_reason == "time")
+        return Completion(text, {**result.stats.as_dict(), "typed_through": False,
+                                 "deferred_tokens": len(full.target_ids) - len(prompt.target_ids)})
+
+    def _in_time(self, prompt: Prompt, key: str, deadline: float) -> Prompt:
+        """The prompt, cut to the new tokens the device can prefill in its share of the time left."""
+        allowed = prefill_allowance(self.prefill_rate, (deadline - time.monotonic()) * 1e3)
+        if allowed is None:
+            return prompt
+        return self.builder.fit(prompt, self.engine.cached_tokens(key, prompt.target_ids), allowed)
 
     def warm(self, ctx: CursorContext, key: str, cancel: threading.Event | None = None) -> dict:
         """Prefill a document's prompt ahead of a request (background work)."""
@@ -115,7 +133,21 @@ class CompletionService:
         request = GenerationRequest(target_ids=prompt.target_ids, draft_ids=prompt.draft_ids or None,
                                     max_new_tokens=self.settings.max_tokens, cancel=cancel, cache_key=key,
                                     speculative=self.settings.speculative)
-        return self.engine.prefill(request).as_dict()
+        stats = self.engine.prefill(request)
+        self.prefill_rate.observe(stats.prefill_tokens, stats.prefill_ms)
+        return stats.as_dict()
+
+    def _calibrate(self) -> None:
+        """Time a short prefill, so the first request's prompt is already sized to the device.
+        The first run pays one-off start-up costs, so the second is the one measured."""
+        from .engine.api import GenerationRequest
+
+        codec = self.models.codec
+        ids = [codec.bos] + codec.encode(CALIBRATION_TEXT)[:CALIBRATION_TOKENS - 1]
+        self.prefill_rate = PrefillRate()
+        for _ in range(2):
+            stats = self.engine.prefill(GenerationRequest(target_ids=ids, max_new_tokens=1, speculative=False))
+        self.prefill_rate.observe(stats.prefill_tokens, stats.prefill_ms)
 
     def recover_from_oom(self) -> str:
         """After running out of memory: drop every cached KV; the second time, drop the draft too."""

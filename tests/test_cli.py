@@ -45,3 +45,12 @@ def test_doctor_reports_versions_and_models(pair):
     data = json.loads(out.stdout)
     assert data["versions"]["torch"] and data["device"]["cuda_available"] in (True, False)
     assert data["loaded"]["target"] == str(pair[0]) and data["startup_ms"] > 0
+
+
+def test_time_budget_is_a_model_option():
+    from lsp_server.cli import build_parser, settings_from_args
+
+    for command in ("serve", "complete x.py --line 0 --character 0", "demo", "doctor"):
+        args = build_parser().parse_args([*command.split(), "--time-budget-ms", "750"])
+        assert settings_from_args(args).time_budget_ms == 750, command
+    assert settings_from_args(build_parser().parse_args(["serve"])).time_budget_ms == 2000

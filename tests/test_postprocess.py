@@ -38,3 +38,24 @@ def test_cut_point_stops_once_a_dedent_is_known():
     assert cut_point("a = 1\nprint", ctx) == 5  # a dedent: no need to wait for the line to end
     assert cut_point("a = 1\n\n", ctx) is None  # one blank line is not the end of a block
     assert cut_point("a = 1\n\n\n", ctx) == 6
+
+
+# a completion the time budget cut short: (prefix, suffix, generated so far, shown)
+CUT_BY_TIME = [
+    ("x = ", "\n", "1", ""),  # one token of an unknown number: nothing
+    ("y = x", "\n", ".", ""),
+    ("    if bad:\n        ", "\n", 'raise ValueError("in', "raise"),  # whole words only
+    ("x = [", "]\n", "1, 2, 3", "1, 2,"),
+    ("x = ", "\n", "total ", "total"),  # a space after it: the word was finished
+    ("", "", "import os\nimport sy", "import os"),  # over lines: whole lines only
+    ("def f():", "\n", "\n    return 1\n    x = ", "\n    return 1"),
+    ("def f():", "\n", "\n    return", ""),
+    ("s = '", "'\n", "中文 😀 tex", "中文 😀"),
+]
+
+
+@pytest.mark.parametrize("prefix,suffix,generated,shown", CUT_BY_TIME)
+def test_a_completion_cut_by_time_ends_at_a_whole_word_or_line(prefix, suffix, generated, shown):
+    ctx = CursorContext(prefix, suffix)
+    assert postprocess(generated, ctx, cut_by_time=True) == shown
+    assert postprocess(generated, ctx) == postprocess(generated, ctx, cut_by_time=False)  # a finished one is kept

@@ -65,6 +65,15 @@ class SlotStore:
             self.slots[key] = slot
         self.evictions += max(0, before + 1 - len(self.slots))
 
+    def held(self, key: str | None) -> KVCache | None:
+        """The target cache a request for `key` would start from, without taking it."""
+        if not self.enabled or key is None:
+            return None
+        if self.working is not None and key == self.owner:
+            return self.working.target
+        slot = self.slots.get(key)
+        return slot.target if slot is not None else None
+
     def drop(self, key: str | None, slot: Slot | None = None) -> None:
         """Forget a document's KV (closed, or a request on it failed)."""
         if key is not None:

@@ -96,6 +96,12 @@ class Engine:
             self.slots.release(request.cache_key, slot)
         return stats
 
+    def cached_tokens(self, key: str | None, ids: list[int]) -> int:
+        """How many leading ids of a prompt the document's cache holds: what a request would not
+        have to prefill."""
+        cache = self.slots.held(key)
+        return 0 if cache is None or not ids else min(cache.common_prefix(ids), len(ids) - 1)
+
     def shrink(self) -> None:
         """Give memory back after an out-of-memory error: every cached slot goes."""
         self.slots.clear()
@@ -112,6 +118,9 @@ class Engine:
     def _decode(self, request: GenerationRequest, slot: Slot, stats: Stats) -> list[int]:
         generator = torch.Generator().manual_seed(request.seed if request.seed is not None else 0)
         logits = self._prefill(slot.target, request, stats)
+        if logits is None:  # out of time before the prompt was read: no suggestion
+            stats.finish_reason = "time"
+            return []
         pending = pick(logits, request.temperature, generator)  # emitted, not yet in the target cache
         generated: list[int] = []
         reason = emit_all(generated, [pending], request)
@@ -196,8 +205,9 @@ class Engine:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _prefill(self, cache: KVCache, request: GenerationRequest, stats: Stats) -> torch.Tensor:
-        """Feed the prompt tokens the cache does not hold yet; returns the last position's logits."""
+    def _prefill(self, cache: KVCache, request: GenerationRequest, stats: Stats) -> torch.Tensor | None:
+        """Feed the prompt tokens the cache does not hold yet; returns the last position's logits, or
+        None when the request's deadline passed first (checked between chunks)."""
         t = time.perf_counter()
         ids = request.target_ids
         common = min(cache.common_prefix(ids), len(ids) - 1)  # the last token is fed for its logits
@@ -207,10 +217,13 @@ class Engine:
         chunk = PREFILL_CHUNK.get(self.target.device.type, 512)
         for start in range(common, len(ids), chunk):
             request.check_cancel()
+            if request.out_of_time():  # the cache keeps the chunks already fed: the next request goes on
+                stats.prefill_tokens, logits = start - common, None
+                break
             logits = self.target.extend(cache, ids[start:start + chunk])
             stats.target_forwards += 1
         stats.prefill_ms = (time.perf_counter() - t) * 1e3
-        return logits[-1]
+        return None if logits is None else logits[-1]
 
     def _acquire(self, request: GenerationRequest) -> Slot:
         extra = request.max_new_tokens + self.max_gamma + 2
