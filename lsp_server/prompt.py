@@ -100,20 +100,24 @@ class PromptBuilder:
         again. When the cut falls inside the suffix, <MID> closes it. A gap in the prefix is the
         price of a prompt that arrives in time; half the allowance goes to the text at the cursor.
         PSM re-reads the suffix on every keystroke anyway: its suffix is shortened first, and when
-        even the prefix is too much it keeps the prefix's last ids and the suffix's first."""
-        ids, window = prompt.target_ids, prompt.prefix_ids
-        if len(ids) - cached <= allowed:
+        even the prefix is too much it keeps the prefix's last ids and the suffix's first.
+        The draft's view is cut to the same text at the cursor: its own prefill counts too."""
+        if len(prompt.target_ids) - cached <= allowed:
             return prompt
-        if self.codec.fim is not None and self.fim_order == "psm":
-            return replace(prompt, target_ids=self._fit_psm(prompt, cached, allowed))
+        psm = self.codec.fim is not None and self.fim_order == "psm"
+        fitted = self._fit_psm(prompt, cached, allowed) if psm else self._fit_tail_last(prompt, cached, allowed)
+        n = min(allowed // 2, len(prompt.draft_ids) - 1)
+        draft = [self.codec.bos] + prompt.prefix_ids[len(prompt.prefix_ids) - n:] if n > 0 else []
+        return replace(prompt, target_ids=fitted, draft_ids=draft)
+
+    def _fit_tail_last(self, prompt: Prompt, cached: int, allowed: int) -> list[int]:
+        ids, window = prompt.target_ids, prompt.prefix_ids
         tail = min(len(window), allowed // 2)
         cut = cached + allowed - tail  # the full prompt is read this far, then jumps to the tail
         head = len(ids) - len(window)  # [BOS, <PRE>, <SUF>] + suffix + [<MID>], or [BOS]
         if cut >= head:
-            fitted = ids[:cut] + window[len(window) - tail:]
-        else:
-            fitted = ids[:max(cut - 1, 3)] + [self.codec.fim.middle] + window[len(window) - tail:]
-        return replace(prompt, target_ids=fitted)
+            return ids[:cut] + window[len(window) - tail:]
+        return ids[:max(cut - 1, 3)] + [self.codec.fim.middle] + window[len(window) - tail:]
 
     def _fit_psm(self, prompt: Prompt, cached: int, allowed: int) -> list[int]:
         fim, ids, window = self.codec.fim, prompt.target_ids, prompt.prefix_ids

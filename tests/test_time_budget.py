@@ -108,7 +108,7 @@ def codec(loaded):
 @pytest.mark.parametrize("allowed", [40, 120, 1000])
 def test_a_fitted_prompt_feeds_at_most_the_allowed_tokens(codec, order, cached, allowed):
     at = TEXT.index("def ", 9000)
-    builder = PromptBuilder(codec, context_tokens=512, fim_order=order)
+    builder = PromptBuilder(codec, context_tokens=512, fim_order=order, draft_positions=300, reserve=40)
     full = builder.build(ctx(TEXT, at))
     held = full.target_ids[:cached]  # what the document's KV cache holds
     fitted = builder.fit(full, cached, allowed)
@@ -123,6 +123,8 @@ def test_a_fitted_prompt_feeds_at_most_the_allowed_tokens(codec, order, cached, 
             assert ids[-len(tail):] == tail and ids[:cached] == full.target_ids[:cached]
         else:
             assert ids[-1] == codec.fim.middle and any(ids[i:i + len(tail)] == tail for i in range(len(ids)))
+        draft = fitted.draft_ids  # the draft model's own prefill is cut to the same text at the cursor
+        assert draft[0] == codec.bos and len(draft) - 1 <= allowed // 2 and draft[-len(tail):] == tail
         header = 3 if order == "spm" else 2  # [BOS, <PRE>, <SUF>] or [BOS, <PRE>]
         assert ids.count(codec.fim.middle) == 1 and ids[:header] == full.target_ids[:header]
 
