@@ -13,7 +13,10 @@ from __future__ import annotations
 PREFILL_SHARE = 0.5  # of the time a request has left, for feeding its new prompt tokens
 MIN_PREFILL_TOKENS = 32  # fed even when time is short: less makes no useful prompt
 MIN_SAMPLE_TOKENS = 32  # smaller prefills are mostly fixed cost per forward, not a speed sample
-SMOOTHING = 0.3  # weight of the newest sample: follows a device that warms up or gets busy
+# weight of the newest sample, so the estimate follows a device that warms up or gets busy; a slower
+# sample weighs more, since overestimating the speed costs a suggestion and underestimating it only
+# leaves some context for the next request
+SMOOTHING_SLOWER, SMOOTHING_FASTER = 0.5, 0.2
 CALIBRATION_TOKENS = 64  # prefilled at start-up, so the first request already has an estimate
 
 
@@ -29,7 +32,11 @@ class PrefillRate:
             return
         sample = ms / tokens
         old = self.ms_per_token
-        self.ms_per_token = sample if old is None else (1 - SMOOTHING) * old + SMOOTHING * sample
+        if old is None:
+            self.ms_per_token = sample
+        else:
+            weight = SMOOTHING_SLOWER if sample > old else SMOOTHING_FASTER
+            self.ms_per_token = (1 - weight) * old + weight * sample
 
     def tokens_within(self, ms: float) -> int | None:
         """How many prompt tokens can be prefilled in `ms`; None while nothing is measured."""

@@ -95,6 +95,8 @@ def test_prefill_rate_learns_from_large_prefills_only():
     for _ in range(20):
         rate.observe(800, 1000)  # the device got faster (or warmed up)
     assert 700 < rate.tokens_within(1000) <= 800
+    rate.observe(200, 1000)  # the machine got busy: one slow prefill halves the speed at once
+    assert rate.tokens_within(1000) <= 400
     assert rate.tokens_within(-5) == 0
 
 
