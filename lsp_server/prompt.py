@@ -13,6 +13,9 @@ Building a prompt costs in proportion to the window, never to the document: a wi
 tokens can use at most 8n characters (a token is rarely longer), so no more than that is ever
 handed to the tokenizer in one piece, and the window's start is remembered as an offset with the
 text just before it (found again nearby after an edit above it), so nothing scans from the top.
+
+When the device cannot prefill all of a prompt's new tokens in time, `fit` cuts the prompt so that
+later requests fill in the rest of the same window instead of moving it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ GROWTH_ROOM = 0.75  # a re-placed window fills this share of its budget, leaving
 CHARS_PER_TOKEN = 8  # the most characters a token stands for, near enough: bounds the text a window can use
 TYPICAL_CHARS_PER_TOKEN = 4  # code, for a first guess at where to place a window
 ANCHOR_CHARS = 64  # text remembered before a window's start, to find the start again after edits above
-PLACE_TRIES = 4  # encodes to place a window; each of at most its budget's characters
+PLACE_TRIES = 4  # encodes to place a window, each of at most CHARS_PER_TOKEN characters per budget token
 PLACED_FILL = (0.5, 0.9)  # a placed window is this full: room to type on, and to delete back
 
 
@@ -142,7 +145,7 @@ class PromptBuilder:
         if self.codec.fim is None or not suffix:
             return []
         budget = int(self.context_tokens * SUFFIX_SHARE)
-        head = suffix[: budget * 8]  # generous: a token is rarely over 8 characters
+        head = suffix[: budget * CHARS_PER_TOKEN]
         cut = head.rfind("\n")
         if len(head) < len(suffix) and cut > 0:
             head = head[: cut + 1]  # end on a whole line, so the suffix's ids stay stable while typing
