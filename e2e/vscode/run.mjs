@@ -30,7 +30,7 @@ import {
   ghostChanges, goTo, HarnessError, openFile, readScreen, recordGhostChanges, serverState, setChannelLogLevel, sleep,
   typeLikeAPerson, waitForReady, waitForSettle, waitUntil,
 } from "./lib/editor.mjs";
-import { freePort, killTree, serverPids, waitForExit, waitForHttp } from "./lib/processes.mjs";
+import { environmentVariable, freePort, killTree, serverPids, waitForExit, waitForHttp } from "./lib/processes.mjs";
 import { formatReport } from "./lib/report.mjs";
 import { messageOf, parseLog, replay } from "./lib/trace.mjs";
 
@@ -130,6 +130,16 @@ const readChannel = (userData) => {
 
 // ---------------------------------------------------------------- the editor
 
+/** The server must run this checkout's code: PYTHONPATH has come through code-server and the extension. */
+function checkServerCode(codeServerPid) {
+  const pids = serverPids(codeServerPid);
+  if (pids.length !== 1) throw new HarnessError(`expected one server process under code-server, found ${pids.length}`);
+  const path = environmentVariable(pids[0], "PYTHONPATH") ?? "";
+  if (path.split(":")[0] !== ROOT) {
+    throw new HarnessError(`the server (pid ${pids[0]}) runs with PYTHONPATH=${JSON.stringify(path)}, not this checkout first`);
+  }
+}
+
 async function openEditor(page, port, dirs) {
   const t0 = Date.now();
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
@@ -173,10 +183,11 @@ async function typeBurst(page, burst, shot) {
   }
   const settle = await waitForSettle(page, keys.lastKeyAt, SETTLE);
   const screen = await readScreen(page);
-  const changes = await ghostChanges(page, keys.lastKeyAt);
+  const readAt = Date.now(); // answers and ghost changes up to here are what the screen shows
+  const changes = (await ghostChanges(page, keys.lastKeyAt)).filter((c) => c.t <= readAt);
   await page.screenshot({ path: shot("end") });
   const obs = {
-    burst, typed, startedAt, lastKeyAt: keys.lastKeyAt, settledAt: settle.at, settled: settle.settled, screen,
+    burst, typed, startedAt, lastKeyAt: keys.lastKeyAt, settledAt: readAt, settled: settle.settled, screen,
     changes, closedLists, measuredMsPerKey, ghostBeforeTypingOn, shots: [shot("end")],
   };
   if (burst.accept) obs.accept = await accept(page, screen, shot);
@@ -310,6 +321,7 @@ async function main() {
     browserVersion = browser.version();
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     readyMs = await openEditor(page, port, dirs);
+    checkServerCode(server.proc.pid);
     for (const t of (await readScreen(page)).toasts) toasts.add(t);
     for (const [i, burst] of BURSTS.entries()) {
       const shot = (what) => join(ARTIFACTS, `burst-${String(i + 1).padStart(2, "0")}-${what}.png`);

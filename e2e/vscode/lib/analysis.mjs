@@ -6,6 +6,7 @@ import { errorRecords, isTraceback, ROUTINE_ERROR_CODES, textAt } from "./trace.
 import { checkAccept, displayedDoc, explainGhost, ghostLatency, INLINE, percentile } from "./verdict.mjs";
 
 const COMPLETION = "textDocument/completion";
+const EXCEPTION_LINE = /^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b/;
 
 /** Request counts of a time window: how VS Code and the server spent it. */
 export function requestCounts(requests, from, to) {
@@ -55,9 +56,9 @@ const cursorOffset = (text, screen) => offsetAt(text, { line: screen.cursor.line
 /**
  * The newest request VS Code made for exactly the final text, and what became of it: when a
  * burst ends with no ghost text, this says whether the server answered empty, failed, or never
- * answered.
+ * answered, and which exceptions the server logged while the request was open.
  */
-export function finalRequest(requests, finalText, until) {
+export function finalRequest(requests, finalText, until, records) {
   const req = requests.filter((r) => r.method === INLINE && r.t <= until && r.text === finalText).at(-1);
   if (!req) return null;
   const res = req.response && req.response.t <= until ? req.response : null;
@@ -69,7 +70,10 @@ export function finalRequest(requests, finalText, until) {
     const n = itemsOf(res.result).length;
     outcome = n === 0 ? "answered empty" : `answered ${n} item${n > 1 ? "s" : ""}`;
   }
-  return { id: req.id, outcome, ms: res?.ms ?? null };
+  const open = errorRecords(records).filter((r) => r.t >= req.t && r.t <= (res?.t ?? until));
+  const serverErrors = [...new Set(open.flatMap((r) => r.text.split("\n"))
+    .map((line) => EXCEPTION_LINE.exec(line)?.[0].split(".").at(-1)).filter(Boolean))];
+  return { id: req.id, outcome, ms: res?.ms ?? null, serverErrors };
 }
 
 /** One burst's result: what was shown for which text, what Tab did, requests, errors, failures. */
@@ -98,7 +102,7 @@ export function analyzeBurst(obs, { records, versions, requests }) {
     textBeforeCursor: finalText && obs.screen.cursor ? lineBefore(finalText, obs.screen.cursor) : null,
     ghost: shownText,
     verdict: ghost.verdict,
-    finalRequest: finalText === null ? null : finalRequest(requests, finalText, obs.settledAt),
+    finalRequest: finalText === null ? null : finalRequest(requests, finalText, obs.settledAt, records),
     ghostBeforeTypingOn: obs.ghostBeforeTypingOn,
     madeFor: ghost.requestId !== undefined ? { requestId: ghost.requestId, textBefore: ghost.forText } : null,
     latencyMs: ghostLatency(obs.changes, obs.lastKeyAt, obs.settledAt, obs.screen.ghost),
@@ -147,14 +151,14 @@ export function latencySummary(bursts) {
   return { n: values.length, p50: percentile(values, 50), p95: percentile(values, 95), values };
 }
 
-const EXCEPTION_LINE = /^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b/;
 const PYTHON_LOG_LINE = /^\d{4}-\d\d-\d\d [\d:,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): (.*)$/;
 
 /** A short, stable name for an error line: numbers, addresses and long tails blanked. */
 function kindOf(text) {
   const line = text.split("\n")[0];
   const log = PYTHON_LOG_LINE.exec(line);
-  const name = log ? `stderr ${log[1]} ${log[2]}: ${log[3].slice(0, 60)}` : line;
+  // a log line's message up to its first bracket: "request {'id': 4, ...}" is one kind
+  const name = log ? `stderr ${log[1]} ${log[2]}: ${log[3].replace(/\s*[{([].*$/, " …").slice(0, 80)}` : line;
   return name.replace(/0x[0-9a-f]+/gi, "\u0000").replace(/\d+([.,:]\d+)*/g, "N").replace(/\u0000/g, "0x…")
     .slice(0, 150) || "(empty line)";
 }

@@ -178,16 +178,18 @@ export async function typeLikeAPerson(page, text, msPerKey) {
 }
 
 /**
- * Waits for the screen to settle after the last key: at least `minMs`, then the server not busy
- * and the ghost text unchanged for `quietMs`; gives up after `maxMs` (reported, not failed).
+ * Waits for the screen to settle after the last key: at least `minMs`, then the server seen idle
+ * and the ghost text unchanged for `quietMs` (VS Code draws an answer a moment after the server
+ * says it is ready again, so idle must have lasted too); gives up after `maxMs` (reported).
  */
 export async function waitForSettle(page, lastKeyAt, { minMs, quietMs, maxMs }) {
+  let lastBusyAt = lastKeyAt;
   for (;;) {
-    const now = Date.now();
     const changes = await ghostChanges(page, lastKeyAt);
     const lastChange = changes.at(-1)?.t ?? lastKeyAt;
-    const state = await serverState(page);
-    if (now - lastKeyAt >= minMs && state !== "busy" && now - lastChange >= quietMs) {
+    if ((await serverState(page)) === "busy") lastBusyAt = Date.now();
+    const now = Date.now();
+    if (now - lastKeyAt >= minMs && now - lastBusyAt >= quietMs && now - lastChange >= quietMs) {
       return { settled: true, at: now };
     }
     if (now - lastKeyAt >= maxMs) return { settled: false, at: now };

@@ -50,6 +50,16 @@ export function serverPids(root) {
   });
 }
 
+/** One variable of `pid`'s environment, or null (gone, or not set). */
+export function environmentVariable(pid, name) {
+  try {
+    const entry = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((e) => e.startsWith(`${name}=`));
+    return entry ? entry.slice(name.length + 1) : null;
+  } catch {
+    return null;
+  }
+}
+
 export const alive = (pid) => {
   try {
     process.kill(pid, 0);

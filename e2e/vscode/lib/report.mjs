@@ -25,6 +25,7 @@ function burstBlock(b, i) {
   const fr = b.finalRequest;
   out.push(fr
     ? `    last ask: request ${fr.id} for the final text: ${fr.outcome}${fr.ms !== null ? ` (${fr.ms} ms)` : ""}`
+      + (fr.serverErrors.length ? `; the server logged ${fr.serverErrors.join(", ")} meanwhile` : "")
     : "    last ask: VS Code sent no inline request for the final text");
   const notes = [];
   if (b.ghostBeforeTypingOn === false) notes.push("no ghost text appeared before typing on (waited 15 s)");
