@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint client-test client-package e2e-vscode e2e-nvim e2e-emacs clean
+.PHONY: setup demo test lint client-test client-package e2e-vscode e2e-vscode-test e2e-nvim e2e-emacs clean
 
 setup: $(VENV)/.installed
 
@@ -37,8 +37,15 @@ client-package: client-test
 e2e-emacs: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_emacs.py -s
 
+# VS Code (code-server + chromium) typed into like a person; log and screenshots in artifacts/vscode/
+# (SPECLSP_UPDATE_RUNS=1: also docs/editor-runs/). The server runs this checkout's code.
 e2e-vscode: setup
+	export SPECLSP_PYTHON="$${SPECLSP_PYTHON:-$(abspath $(BIN))/python}" && \
 	bash e2e/vscode/setup.sh && node e2e/vscode/run.mjs
+
+# the VS Code harness's own judgement (trace replay, verdicts) on made-up logs: no editor, no npm install
+e2e-vscode-test:
+	node --test e2e/vscode/test/
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,7 +3,9 @@
 #   apt:  chromium (the browser), ripgrep (fed to code-server's install), libkrb5-dev (code-server's native module)
 #   npm:  code-server 4.100.3 (VS Code 1.100.3 on Node 20) into .tools/code-server,
 #         playwright-core into e2e/vscode/node_modules (drives Debian's chromium; no browser download)
-#   the extension: vscode-client/out/extension.js (self-contained esbuild bundle)
+#   the extension: vscode-client/speclsp-<version>.vsix, built as a user builds it
+#         (`npm ci && npm run package`); run.mjs installs it with `code-server --install-extension`
+#   Python: SPECLSP_PYTHON (default .venv/bin/python) must import the server's dependencies
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -62,13 +64,14 @@ playwright() {
 
 extension() {
   npm_ci "$ROOT/vscode-client"
-  say "build vscode-client (out/extension.js)"
-  (cd "$ROOT/vscode-client" && npm run compile && npm run bundle)
+  say "package vscode-client (.vsix)"
+  (cd "$ROOT/vscode-client" && npm run package)
 }
 
 python_env() {
-  if [[ ! -x $ROOT/.venv/bin/python ]]; then
-    echo "missing $ROOT/.venv: run 'make setup' first" >&2
+  local python=${SPECLSP_PYTHON:-$ROOT/.venv/bin/python}
+  if [[ ! -x $python ]]; then
+    echo "missing $python: run 'make setup' first, or point SPECLSP_PYTHON at a Python with speclsp's dependencies" >&2
     exit 1
   fi
 }
