@@ -7,7 +7,8 @@ every frame; one wrong frame then loses every later one. Here:
 - after a body, anything up to the next header is skipped, and a header glued to the end of a
   longer-than-announced body is still found: the reader resynchronises on the next frame;
 - a header line longer than MAX_HEADER_BYTES is dropped in pieces, never buffered whole;
-- a body over MAX_FRAME_BYTES is read past in pieces and refused, never buffered.
+- a body over MAX_FRAME_BYTES is refused, and read past in pieces (as noise before the next
+  header, since an absurd length is more likely a lie than a real body), never buffered.
 The stream is read in chunks through `read_chunk` (b"" at its end), so the same code serves the
 standard input (a thread reads it) and a socket.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 MAX_FRAME_BYTES = 64 << 20  # a larger JSON-RPC body is refused rather than buffered
 MAX_HEADER_BYTES = 8 << 10
+LINE_TAIL = 64  # bytes kept of an over-long line: room for a Content-Length header at its end
 CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*(\S*)[ \t]*\r?$", re.IGNORECASE)
 
 
@@ -28,6 +30,7 @@ class Refused:
     """A frame whose body was skipped: its announced size was over the limit."""
 
     size: int
+    head: bytes = b""  # its first bytes, where a request's id usually is
 
 
 class FrameReader:
@@ -43,8 +46,9 @@ class FrameReader:
             if length is None:
                 return None
             if length > MAX_FRAME_BYTES:
-                await self._skip(length)
-                return Refused(length)
+                # not skipped by its length, which may be a lie: the next header is searched for,
+                # and the body's bytes on the way are dropped like any other noise
+                return Refused(length, bytes(self.buffer[:1024]))
             body = await self._take(length)
             if body is None:
                 return None
@@ -66,29 +70,20 @@ class FrameReader:
                 length = found if found >= 0 else None
 
     async def _line(self) -> bytes | None:
-        """One line without its \\n; an over-long line comes back as a harmless stub."""
+        """One line without its \\n. Of a line longer than MAX_HEADER_BYTES only the end is kept,
+        where a header glued to a body's leftovers would be; the rest is dropped as it comes."""
         while True:
             nl = self.buffer.find(b"\n")
             if 0 <= nl <= MAX_HEADER_BYTES:
                 line = bytes(self.buffer[:nl])
                 del self.buffer[:nl + 1]
                 return line
-            if nl > MAX_HEADER_BYTES or len(self.buffer) > MAX_HEADER_BYTES:
-                await self._drop_line()
-                return b"x"
-            if not await self._fill():
+            if nl > MAX_HEADER_BYTES:
+                del self.buffer[:nl - LINE_TAIL]
+            elif len(self.buffer) > MAX_HEADER_BYTES:
+                del self.buffer[:len(self.buffer) - LINE_TAIL]
+            elif not await self._fill():
                 return None
-
-    async def _drop_line(self) -> None:
-        """Discard up to and including the next \\n, reading as needed, buffering nothing big."""
-        while True:
-            nl = self.buffer.find(b"\n")
-            if nl >= 0:
-                del self.buffer[:nl + 1]
-                return
-            self.buffer.clear()
-            if not await self._fill():
-                return
 
     async def _take(self, n: int) -> bytes | None:
         while len(self.buffer) < n:
@@ -97,14 +92,6 @@ class FrameReader:
         body = bytes(self.buffer[:n])
         del self.buffer[:n]
         return body
-
-    async def _skip(self, n: int) -> None:
-        while n > 0:
-            if not self.buffer and not await self._fill():
-                return
-            k = min(n, len(self.buffer))
-            del self.buffer[:k]
-            n -= k
 
     async def _fill(self) -> bool:
         if self.eof:
