@@ -9,6 +9,7 @@ gets a message to show once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,14 +93,12 @@ def _coerce(value: Any, kind: type) -> Any:
         if isinstance(value, bool):
             return value
         raise TypeError
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError  # JSON's 1e400 arrives as inf: out of range, not a crash
+        if kind is int and int(value) != value:
             raise TypeError
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError
-        return float(value)
+        return kind(value)
     if not isinstance(value, str):
         raise TypeError
     return value.strip()
@@ -121,7 +120,7 @@ def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None =
         if key in CLIENT_KEYS:
             continue
         if key not in _FIELDS:
-            problems.append(f"unknown setting speclsp.{key} ignored")
+            problems.append(f"unknown setting speclsp.{_quote(key, repr_=False)} ignored")
             continue
         attr, kind, valid = _FIELDS[key]
         if raw is None:
@@ -130,12 +129,22 @@ def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None =
             value = _coerce(raw, kind)
             if valid is not None and not valid(value):
                 raise ValueError
-        except (TypeError, ValueError):
-            default = getattr(Settings(), attr)
-            problems.append(f"invalid speclsp.{key}={raw!r}; keeping {getattr(settings, attr, default)!r}")
+        except (TypeError, ValueError, OverflowError):
+            problems.append(f"invalid speclsp.{key}={_quote(raw)}; keeping {_quote(getattr(settings, attr))}")
             continue
         changes[attr] = value
     return settings.replace(**changes), problems
+
+
+QUOTE_CHARS = 40  # a message quotes at most this much of a value: values can be megabytes
+
+
+def _quote(value: Any, repr_: bool = True) -> str:
+    """A short quotation of a value for a message: its start, and its size when cut."""
+    text = repr(value) if repr_ else str(value)
+    if len(text) <= QUOTE_CHARS:
+        return text
+    return f"{text[:QUOTE_CHARS]}… ({len(text):,} characters)"
 
 
 def settings_to_lsp(settings: Settings) -> dict[str, Any]:
@@ -143,13 +152,20 @@ def settings_to_lsp(settings: Settings) -> dict[str, Any]:
     return {key: getattr(settings, attr) for key, (attr, _, _) in _FIELDS.items()}
 
 
+MESSAGES_KEPT = 256  # a client sending endless distinct bad values must not grow the server
+
+
 @dataclass
 class SettingsMessages:
-    """Remembers which messages were already shown, so each bad value is reported once."""
+    """Remembers which messages were already shown (the latest few hundred), so each bad value is
+    reported once."""
 
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, None] = field(default_factory=dict)
 
     def fresh(self, messages: list[str]) -> list[str]:
-        new = [m for m in messages if m not in self.seen]
-        self.seen.update(new)
+        new = [m for m in dict.fromkeys(messages) if m not in self.seen]
+        for m in new:
+            self.seen[m] = None
+        while len(self.seen) > MESSAGES_KEPT:
+            del self.seen[next(iter(self.seen))]
         return new

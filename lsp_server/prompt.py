@@ -47,12 +47,13 @@ class CursorContext:
 
     @property
     def line_prefix(self) -> str:
-        return self.prefix[self.prefix.rfind("\n") + 1:]
+        """The cursor line's text before the cursor (lines end at \n, \r\n or \r, as in LSP)."""
+        return self.prefix[max(self.prefix.rfind("\n"), self.prefix.rfind("\r")) + 1:]
 
     @property
     def line_suffix(self) -> str:
-        end = self.suffix.find("\n")
-        return self.suffix if end < 0 else self.suffix[:end]
+        ends = [i for i in (self.suffix.find("\n"), self.suffix.find("\r")) if i >= 0]
+        return self.suffix[:min(ends)] if ends else self.suffix
 
 
 @dataclass

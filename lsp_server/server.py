@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import re
 import sys
@@ -20,15 +19,16 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.io_ import StdoutWriter, run_async
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
 from .documents import PositionError, cursor_context
 from .engine.api import Cancelled
+from .framing import FrameReader
 from .prompt import CursorContext
-from .protocol import MAX_FRAME_BYTES, GuardedReader, SpeclspProtocol, parse_error_response
+from .protocol import SpeclspProtocol, serve_frames, stdin_chunks
 from .scheduler import Scheduler, Superseded
 from .service import Completion, CompletionService
 
@@ -60,27 +60,17 @@ class SpeclspServer(LanguageServer):
     # -- transport ---------------------------------------------------------------------------------
 
     def start_io(self, stdin=None, stdout=None) -> None:
-        """pygls' stdio loop with a reader that refuses oversized frames. Returns when the client
-        closes the stream, with or without `shutdown`, so the process exits and frees the GPU."""
+        """Serve frames from stdin (see protocol.py for what is answered how). Returns when the
+        client closes the stream, with or without `shutdown`, so the process exits and frees the GPU."""
         self._stop_event = threading.Event()
-        reader = GuardedReader(stdin or sys.stdin.buffer, self.thread_pool, self._refused)
+        frames = FrameReader(stdin_chunks(stdin or sys.stdin.buffer, self.thread_pool))
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
-            asyncio.run(run_async(stop_event=self._stop_event, reader=reader, protocol=self.protocol,
-                                  logger=log, error_handler=self.report_server_error))
+            asyncio.run(serve_frames(frames, self.protocol, self._stop_event))
         except (BrokenPipeError, KeyboardInterrupt, SystemExit):
             pass
         finally:
             self.shutdown()
-
-    def _refused(self, size: int) -> None:
-        self.tell(f"speclsp: ignored a message of {size} bytes (over the {MAX_FRAME_BYTES >> 20} MiB limit)")
-
-    def report_server_error(self, error: Exception, source) -> None:
-        """A body that is not JSON gets JSON-RPC's parse error; anything else is logged."""
-        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
-            self.protocol._send_data(parse_error_response())
-        log.warning("protocol error: %s: %s", type(error).__name__, str(error)[:200])
 
     # -- status and messages (safe to call from the worker thread) -------------------------------
 

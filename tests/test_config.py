@@ -48,3 +48,27 @@ def test_each_message_is_shown_once():
     seen = SettingsMessages()
     assert seen.fresh(["a", "b"]) == ["a", "b"]
     assert seen.fresh(["a", "c"]) == ["c"]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300])
+def test_numbers_out_of_range_are_refused_one_by_one(value):
+    """JSON's 1e400 arrives as inf: refused like any bad value, and the valid keys beside it apply."""
+    s, problems = settings_from_lsp({"maxTokens": value, "temperature": value, "contextTokens": 512})
+    assert s.context_tokens == 512 and s.max_tokens == Settings().max_tokens
+    assert s.temperature == Settings().temperature
+    assert len(problems) == 2 and "maxTokens" in problems[0] and "temperature" in problems[1]
+
+
+def test_huge_values_are_quoted_briefly():
+    huge = "x" * 2_000_000
+    _, problems = settings_from_lsp({"device": huge, huge: 1})
+    assert len(problems) == 2
+    assert all(len(p) < 200 for p in problems), [len(p) for p in problems]
+    assert "2,000,002 characters" in problems[0]
+
+
+def test_remembered_messages_are_bounded():
+    seen = SettingsMessages()
+    for i in range(5000):
+        assert seen.fresh([f"invalid value {i}"]) == [f"invalid value {i}"]
+    assert len(seen.seen) <= 256
