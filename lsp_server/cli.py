@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from .config import Settings, settings_from_lsp
@@ -62,7 +63,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host = host.strip("[]") or "127.0.0.1"
         if host not in LOOPBACK:
             logging.warning("listening on %s: not loopback, anyone who can reach this port can read completions", host)
-        server.start_tcp(host, int(port))
+        from .tcp import default_token_file, make_token, serve_tcp
+
+        token_file = Path(args.token_file) if args.token_file else default_token_file(int(port))
+        token = make_token(token_file)
+        print(f"speclsp: clients must send initializationOptions.token; it is in {token_file}", file=sys.stderr)
+        server._stop_event = threading.Event()
+        serve_tcp(server, host, int(port), token)
     else:
         server.start_io()
     server.scheduler.close()
@@ -126,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (loopback unless a host is given)")
+    p.add_argument("--token-file", help="with --tcp: where to write the secret clients must send "
+                   "(default: $XDG_RUNTIME_DIR or ~/.cache, then speclsp/tcp-PORT.token; 0600)")
     p.add_argument("--stdio", action="store_true", help="accepted for clients that pass it; stdio is the default")
     _model_options(p)
     p.set_defaults(fn=cmd_serve)

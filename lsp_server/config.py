@@ -84,7 +84,7 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
 }
 CAMEL_KEYS = tuple(_FIELDS)
-CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace"})  # editor-side settings, not ours
+CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace", "token"})  # editor-side or the TCP secret
 
 
 def _coerce(value: Any, kind: type) -> Any:

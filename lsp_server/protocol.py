@@ -38,6 +38,10 @@ ID_AT_START = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
 
 
 class SpeclspProtocol(LanguageServerProtocol):
+    required_token: str | None = None  # over TCP: what `initialize` must carry before anything else
+    authenticated = False
+    rejected = False  # the TCP client failed to authenticate: its connection ends
+
     def handle_frame(self, body: bytes | Refused) -> None:
         """Parse one frame's body and handle it; whatever goes wrong is answered, not raised."""
         if isinstance(body, Refused):
@@ -61,6 +65,20 @@ class SpeclspProtocol(LanguageServerProtocol):
             self.handle_message(message)
         except Exception as e:  # a handler fault must not end the loop; its text may hold code
             log.error("handling a message failed: %s", type(e).__name__)
+
+    def _authenticate(self, message, method: str) -> bool:
+        """Over TCP the first message must be `initialize` with the token; else the connection ends."""
+        from .tcp import token_matches
+
+        params = getattr(message, "params", None)
+        if method == "initialize" and token_matches(self.required_token, getattr(params, "initialization_options", None)):
+            self.authenticated = True
+            return True
+        log.warning("refused a TCP client: %s without the token", method[:100] or "a message")
+        self._refuse(getattr(message, "id", None), "authentication required: send initializationOptions.token "
+                                                   "(the secret in the server's token file)")
+        self.rejected = True
+        return False
 
     def _refuse(self, msg_id, why: str) -> None:
         if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
@@ -92,6 +110,8 @@ class SpeclspProtocol(LanguageServerProtocol):
         if isinstance(message, dict) or message.jsonrpc != self.VERSION:
             log.warning("a message to %s that is not JSON-RPC 2.0", method[:100])
             return self._refuse(msg_id, "not a JSON-RPC 2.0 message")
+        if self.required_token is not None and not self.authenticated and not self._authenticate(message, method):
+            return
         if self._shutdown and method != "exit":
             if method and msg_id is not None:
                 log.info("request %s after shutdown", method[:100])

@@ -24,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
-from .documents import PositionError, cursor_context
+from .documents import PositionError, SyncedWorkspace, cursor_context
 from .engine.api import Cancelled
 from .framing import FrameReader
 from .prompt import CursorContext
@@ -46,6 +46,7 @@ class SpeclspServer(LanguageServer):
     def __init__(self, settings: Settings | None = None):
         super().__init__("speclsp", __version__, protocol_cls=SpeclspProtocol)
         self.settings = settings or Settings()
+        self.base_settings = self.settings  # from the command line; a new TCP session starts here
         self.service = CompletionService(self.settings)
         self.scheduler = Scheduler()
         self.messages = SettingsMessages()
@@ -71,6 +72,25 @@ class SpeclspServer(LanguageServer):
             pass
         finally:
             self.shutdown()
+
+    def begin_session(self, token: str | None) -> None:
+        """A TCP client connected: it must authenticate, and it starts from nothing."""
+        self.protocol.required_token, self.protocol.authenticated, self.protocol.rejected = token, False, False
+        self.protocol._shutdown = False
+
+    def end_session(self) -> None:
+        """A TCP client went: its documents, suggestions, cached KV, stats and settings go too."""
+        for timer in self.warm_timers.values():
+            timer.cancel()
+        self.warm_timers.clear()
+        self.stats.clear()
+        self.messages = SettingsMessages()
+        self.protocol._workspace = None
+        reload = self.service.apply(self.base_settings)
+        self.settings = self.base_settings
+        self.scheduler.submit("__models__", lambda cancel: self.service.forget_all(), supersede=False)
+        if reload:
+            self.start_loading()
 
     # -- status and messages (safe to call from the worker thread) -------------------------------
 
@@ -258,6 +278,7 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     def on_initialize(ls: SpeclspServer, params: types.InitializeParams) -> None:
         """Settings come first from initializationOptions; loading starts once initialized."""
         ls.loop = asyncio.get_running_loop()
+        ls.protocol._workspace = SyncedWorkspace.like(ls.workspace)  # edits applied by LSP's line rule
         ls.client_name = params.client_info.name if params.client_info else ""
         ls.configure(params.initialization_options or {})
 

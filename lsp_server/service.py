@@ -159,6 +159,15 @@ class CompletionService:
             return "speclsp: out of memory again; caches emptied and the draft model unloaded (no speculation)"
         return "speclsp: out of memory during a completion; cached state was dropped to make room"
 
+    def forget_all(self) -> None:
+        """Drop every document's state (a TCP client left: nothing of its code stays)."""
+        self.suggestions = SuggestionStore()
+        if self.engine is not None:
+            self.engine.shrink()
+            self.engine.gammas.clear()
+        if self.builder is not None:
+            self.builder.windows.clear()
+
     def forget(self, key: str) -> None:
         self.suggestions.forget(key)
         if self.engine is not None:
