@@ -150,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="replay suite: the file to type (default: a held-out standard-library file)")
     _model_options(p)
     p.set_defaults(fn=cmd_bench)
-    p = sub.add_parser("pull", help="download CodeLlama-7b and AMD-Llama-135m-code (needs the network)")
+    p = sub.add_parser("pull", help="download models into the Hugging Face cache (the one command that needs "
+                                    "the network); default: CodeLlama-7b and AMD-Llama-135m-code")
+    p.add_argument("repos", nargs="*", metavar="OWNER/NAME", help="Hugging Face ids to download instead of the pair")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file")
     p.set_defaults(fn=cmd_pull)

@@ -25,8 +25,9 @@ class Settings:
     """Everything a user can set. Field docstrings are the user documentation (docs/configuration.md)."""
 
     target: str = ""
-    """Target model: Hugging Face id or local directory. Empty: the real CodeLlama-7b when found
-    locally, else the embedded demo model."""
+    """Target model: a local directory, or a Hugging Face id already in the local cache (`speclsp pull
+    ID` downloads it; the server never does). Empty: the real CodeLlama-7b when found locally, else the
+    embedded demo model."""
     draft: str = ""
     """Draft model: id or directory; "none" disables the draft. Empty: automatic, as for target."""
     device: str = "auto"
