@@ -46,6 +46,12 @@ def test_a_directory_that_does_not_exist_is_named_as_one(value, tmp_path, no_net
     assert no_network == []
 
 
+def test_a_file_given_as_model_directory_is_named_as_a_file(pair, no_network):
+    with pytest.raises(ModelError) as error:
+        load(str(pair[0] / "config.json"))
+    assert "is a file, not a model directory" in str(error.value), str(error.value)
+
+
 def test_an_uncached_hub_id_fails_at_once_saying_how_to_get_it(no_network):
     with pytest.raises(ModelError) as error:
         load("speclsp-tests/no-such-model")

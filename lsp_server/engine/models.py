@@ -97,9 +97,10 @@ def model_dir(src: str) -> str:
     path = Path(src).expanduser()
     if path.is_dir():
         return str(path)
-    if looks_like_path(src):
+    if looks_like_path(src) or path.exists():
         where = "" if str(path.resolve()) == src else f" ({path.resolve()})"
-        raise ModelError(f"directory {src}{where} does not exist; set speclsp.target/draft to a model "
+        state = "is a file, not a model directory" if path.exists() else "does not exist"
+        raise ModelError(f"directory {src}{where} {state}; set speclsp.target/draft to a model "
                          "directory or a Hugging Face id")
     try:
         return _cached_snapshot(src)
