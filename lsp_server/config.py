@@ -26,8 +26,9 @@ class Settings:
     """Everything a user can set. Field docstrings are the user documentation (docs/configuration.md)."""
 
     target: str = ""
-    """Target model: Hugging Face id or local directory. Empty: the real CodeLlama-7b when found
-    locally, else the embedded demo model."""
+    """Target model: a local directory, or a Hugging Face id already in the local cache (`speclsp pull
+    ID` downloads it; the server never does). Empty: the real CodeLlama-7b when found locally, else the
+    embedded demo model."""
     draft: str = ""
     """Draft model: id or directory; "none" disables the draft. Empty: automatic, as for target."""
     device: str = "auto"
@@ -63,8 +64,21 @@ class Settings:
 
 
 # (camelCase key, attribute, type, validator) — the protocol edge's view of Settings.
-def _in(lo: float, hi: float):
-    return lambda v: lo <= v <= hi
+class _Range:
+    """A closed range that can say itself, so the command line can tell what a flag expects."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+    def __str__(self) -> str:
+        return f"from {self.lo} to {self.hi}"
+
+
+def _in(lo: float, hi: float) -> _Range:
+    return _Range(lo, hi)
 
 
 _FIELDS: dict[str, tuple[str, type, Any]] = {
@@ -84,6 +98,8 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
 }
 CAMEL_KEYS = tuple(_FIELDS)
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+_EXPECTED = {"device": "auto, cpu, cuda or cuda:N", "dtype": "one of " + ", ".join(DTYPES), "fimOrder": "spm or psm"}
 CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace"})  # editor-side settings, not ours
 
 
@@ -102,6 +118,24 @@ def _coerce(value: Any, kind: type) -> Any:
     if not isinstance(value, str):
         raise TypeError
     return value.strip()
+
+
+def value_problem(key: str, raw: Any) -> str | None:
+    """What setting `key` expects when `raw` is not a valid value for it, else None.
+
+    The command line refuses such a value (a usage error naming the flag); an editor's bad value
+    instead keeps the previous one with a message (settings_from_lsp). Both use these rules.
+    """
+    _, kind, valid = _FIELDS[key]
+    try:
+        value = _coerce(raw, kind)
+    except TypeError:
+        return f"expected {_KINDS[kind]}"
+    if valid is None or valid(value):
+        return None
+    if isinstance(valid, _Range):
+        return f"expected {_KINDS[kind]} {valid}"
+    return f"expected {_EXPECTED.get(key, 'a value listed in docs/configuration.md')}"
 
 
 def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None = None) -> tuple[Settings, list[str]]:
