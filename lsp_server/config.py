@@ -18,6 +18,7 @@ DEFAULT_TARGET = "codellama/CodeLlama-7b-hf"
 DEFAULT_DRAFT = "amd/AMD-Llama-135m-code"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+FALLBACKS = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ class Settings:
     time_budget_ms: int = 2000
     """A completion stops after this long and returns what it has."""
     max_document_chars: int = 2_000_000
-    """Documents larger than this are not completed (a clear error instead)."""
+    """Documents larger than this get no completions; the status and the log say so once per document."""
+    completion_fallback: str = "auto"
+    """The suggestion also as a `textDocument/completion` item: "auto" (only for editors without
+    inline completion), "always" or "never". Read when the server starts."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -78,6 +82,7 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "cacheBudgetMB": ("cache_budget_mb", int, _in(0, 1 << 20)),
     "timeBudgetMs": ("time_budget_ms", int, _in(10, 60_000)),
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
+    "completionFallback": ("completion_fallback", str, lambda v: v in FALLBACKS),
 }
 CAMEL_KEYS = tuple(_FIELDS)
 CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace"})  # editor-side settings, not ours
