@@ -60,10 +60,11 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> NoReturn:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers reads it: no bars on stderr
-    from .client_log import ClientLogHandler
+    from .client_log import ClientLogHandler, not_a_stale_cancel
     from .server import create_server
 
     server = create_server(settings_from_args(args))
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(not_a_stale_cancel)
     if not args.log_file:
         logging.getLogger().addHandler(ClientLogHandler(server))
     if args.tcp:

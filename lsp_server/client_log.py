@@ -40,3 +40,9 @@ class ClientLogHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._sending.active = False
+
+
+def not_a_stale_cancel(record: logging.LogRecord) -> bool:
+    """Filter for pygls' logger: drop its warning about `$/cancelRequest` for a request already
+    answered. VS Code's cancels often cross the answer; each would be an error line in the editor."""
+    return not record.getMessage().startswith("Cancel notification for unknown message id")
