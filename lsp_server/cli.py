@@ -1,18 +1,22 @@
 """Command line: serve, complete, doctor, demo, bench, pull.
 
 Logs go to stderr or a file, never stdout: in `serve` stdout is the LSP channel and in
-`complete --json` it carries one JSON object. Exit status: 0 done, 2 a usage error or input that
-cannot be read, 3 the models cannot be loaded.
+`complete --json` it carries one JSON object. In `serve`, stderr carries only warnings and
+errors (editors show each of its lines as an error); the rest of the log goes to the editor
+as window/logMessage, or all of it to --log-file. Exit status: 0 done, 2 a usage error or input
+that cannot be read, 3 the models cannot be loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .config import CAMEL_KEYS, Settings, settings_from_lsp, value_problem
 
@@ -84,15 +88,22 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def _setup_logging(args: argparse.Namespace) -> None:
     handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    if args.command == "serve" and not args.log_file:
+        handler.setLevel(logging.WARNING)  # the rest goes to the editor: see cmd_serve
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), handlers=[handler],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace) -> NoReturn:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers reads it: no bars on stderr
+    from .client_log import ClientLogHandler, not_a_stale_cancel
     from .server import create_server
 
     server = create_server(settings_from_args(args))
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(not_a_stale_cancel)
+    if not args.log_file:
+        logging.getLogger().addHandler(ClientLogHandler(server))
     if args.tcp:
         host, port = args.tcp
         if host not in LOOPBACK:
@@ -100,8 +111,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.start_tcp(host, port)
     else:
         server.start_io()
-    server.scheduler.close()
-    return 0
+    _end_process(server.exit_code)
+
+
+def _end_process(code: int) -> NoReturn:
+    """End the server process now that the session is over.
+
+    Threads may still be blocked in a read of stdin or in a model forward that cannot be
+    interrupted, and tearing down an interpreter with torch loaded takes seconds: editors kill a
+    server that lingers after `exit` (VS Code after 2 s) and a lingering one holds the GPU."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a client that closed the pipe
+            stream.flush()
+    os._exit(code)
 
 
 def cmd_complete(args: argparse.Namespace) -> int:

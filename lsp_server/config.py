@@ -19,6 +19,7 @@ DEFAULT_TARGET = "codellama/CodeLlama-7b-hf"
 DEFAULT_DRAFT = "amd/AMD-Llama-135m-code"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+FALLBACKS = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ class Settings:
     the time left (later requests fill in the rest); a completion cut short by time is shown up to
     its last whole line or word, or not at all."""
     max_document_chars: int = 2_000_000
-    """Documents larger than this are not completed (a clear error instead)."""
+    """Documents larger than this get no completions; the status and the log say so once per document."""
+    completion_fallback: str = "auto"
+    """The suggestion also as a `textDocument/completion` item: "auto" (only for editors without
+    inline completion), "always" or "never". Read when the server starts."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -96,6 +100,7 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "cacheBudgetMB": ("cache_budget_mb", int, _in(0, 1 << 20)),
     "timeBudgetMs": ("time_budget_ms", int, _in(10, 60_000)),
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
+    "completionFallback": ("completion_fallback", str, lambda v: v in FALLBACKS),
 }
 CAMEL_KEYS = tuple(_FIELDS)
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
