@@ -52,8 +52,18 @@ def environment() -> dict:
     return env
 
 
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def run_bench(args) -> int:
     suite = args.suite
+    if suite == "gpu" and not args.small and not _has_gpu():
+        print("speclsp: bench gpu builds CodeLlama-7b-shaped models (about 27 GB in float32 on a CPU) and needs a "
+              "CUDA/ROCm GPU; run `speclsp bench gpu --small` for scaled-down shapes on this machine", file=sys.stderr)
+        return 2
     if suite == "gpu":
         from .bench_gpu import gpu_suite
 
@@ -61,7 +71,7 @@ def run_bench(args) -> int:
             if args.out:
                 Path(args.out).write_text(json.dumps({"suite": suite, "partial": True, **partial}, indent=1))
 
-        result = gpu_suite(small=getattr(args, "small", False), quick=args.quick, checkpoint=checkpoint)
+        result = gpu_suite(small=args.small, quick=args.quick, checkpoint=checkpoint)
     elif suite == "cpu":
         from .bench_cpu import cpu_suite
 

@@ -1,19 +1,24 @@
 """Command line: serve, complete, doctor, demo, bench, pull.
 
 Logs go to stderr or a file, never stdout: in `serve` stdout is the LSP channel and in
-`complete --json` it carries one JSON object.
+`complete --json` it carries one JSON object. In `serve`, stderr carries only warnings and
+errors (editors show each of its lines as an error); the rest of the log goes to the editor
+as window/logMessage, or all of it to --log-file. Exit status: 0 done, 2 a usage error or input
+that cannot be read, 3 the models cannot be loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-import threading
 from pathlib import Path
+from typing import NoReturn
 
-from .config import Settings, settings_from_lsp
+from .config import CAMEL_KEYS, Settings, settings_from_lsp, value_problem
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -35,6 +40,40 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="the most time one completion may take, queue wait included (default 2000)")
     g.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     g.add_argument("--log-file", help="write the log here instead of stderr")
+    _refuse_bad_values(p)
+
+
+def _refuse_bad_values(p: argparse.ArgumentParser) -> None:
+    """Check each settings flag of `p` by the settings' own rules while parsing.
+
+    A bad value on the command line is a usage error naming the flag (exit 2); an editor's bad
+    setting keeps the default with one message instead (config.settings_from_lsp).
+    """
+    for action in p._actions:  # argparse has no public list of a parser's arguments
+        if action.dest in CAMEL_KEYS and action.nargs is None:
+            action.type = _checked(action.dest, action.type)
+
+
+def _checked(key: str, convert):
+    def value(text: str):
+        try:
+            parsed = convert(text) if convert else text
+        except ValueError:
+            parsed = text  # value_problem names the type expected
+        problem = value_problem(key, parsed)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+        return parsed
+
+    return value
+
+
+def tcp_address(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPv6]:PORT`, or `:PORT` / `PORT` for loopback; checked before the server starts."""
+    host, _, port = value.rpartition(":")
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 1 to 65535, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -49,31 +88,48 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def _setup_logging(args: argparse.Namespace) -> None:
     handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    if args.command == "serve" and not args.log_file:
+        handler.setLevel(logging.WARNING)  # the rest goes to the editor: see cmd_serve
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), handlers=[handler],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace) -> NoReturn:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers reads it: no bars on stderr
+    from .client_log import ClientLogHandler, not_a_stale_cancel
     from .server import create_server
 
     server = create_server(settings_from_args(args))
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(not_a_stale_cancel)
+    if not args.log_file:
+        logging.getLogger().addHandler(ClientLogHandler(server))
     if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
+        host, port = args.tcp
         if host not in LOOPBACK:
             logging.warning("listening on %s: not loopback, anyone who can reach this port can read completions", host)
         from .tcp import default_token_file, make_token, serve_tcp
 
-        token_file = Path(args.token_file) if args.token_file else default_token_file(int(port))
+        token_file = Path(args.token_file) if args.token_file else default_token_file(port)
         token = make_token(token_file)
         print(f"speclsp: clients must send initializationOptions.token; it is in {token_file}", file=sys.stderr)
-        server._stop_event = threading.Event()
-        serve_tcp(server, host, int(port), token)
+        serve_tcp(server, host, port, token)
     else:
         server.start_io()
-    server.scheduler.close()
-    return 0
+    _end_process(server.exit_code)
+
+
+def _end_process(code: int) -> NoReturn:
+    """End the server process now that the session is over.
+
+    Threads may still be blocked in a read of stdin or in a model forward that cannot be
+    interrupted, and tearing down an interpreter with torch loaded takes seconds: editors kill a
+    server that lingers after `exit` (VS Code after 2 s) and a lingering one holds the GPU."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a client that closed the pipe
+            stream.flush()
+    os._exit(code)
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -106,8 +162,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import report
 
-    print(json.dumps(report(settings_from_args(args), load=not args.no_load), indent=1))
-    return 0
+    out = report(settings_from_args(args), load=not args.no_load)
+    print(json.dumps(out, indent=1))
+    return 3 if "error" in out else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -128,11 +185,18 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return pull(args)
 
 
+def _stay_offline() -> None:
+    """Only `pull` downloads. Models are already read with local_files_only (engine/models.py); with
+    this the Hugging Face libraries refuse the network too, in this process and the ones it starts."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speclsp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (loopback unless a host is given)")
+    p.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
+                   help="listen on TCP instead of stdio (loopback unless a host is given)")
     p.add_argument("--token-file", help="with --tcp: where to write the secret clients must send "
                    "(default: $XDG_RUNTIME_DIR or ~/.cache, then speclsp/tcp-PORT.token; 0600)")
     p.add_argument("--stdio", action="store_true", help="accepted for clients that pass it; stdio is the default")
@@ -161,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="replay suite: the file to type (default: a held-out standard-library file)")
     _model_options(p)
     p.set_defaults(fn=cmd_bench)
-    p = sub.add_parser("pull", help="download CodeLlama-7b and AMD-Llama-135m-code (needs the network)")
+    p = sub.add_parser("pull", help="download models into the Hugging Face cache (the one command that needs "
+                                    "the network); default: CodeLlama-7b and AMD-Llama-135m-code")
+    p.add_argument("repos", nargs="*", metavar="OWNER/NAME", help="Hugging Face ids to download instead of the pair")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file")
     p.set_defaults(fn=cmd_pull)
@@ -170,5 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "pull":
+        _stay_offline()
     _setup_logging(args)
     return args.fn(args)

@@ -19,6 +19,7 @@ DEFAULT_TARGET = "codellama/CodeLlama-7b-hf"
 DEFAULT_DRAFT = "amd/AMD-Llama-135m-code"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+FALLBACKS = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ class Settings:
     """Everything a user can set. Field docstrings are the user documentation (docs/configuration.md)."""
 
     target: str = ""
-    """Target model: Hugging Face id or local directory. Empty: the real CodeLlama-7b when found
-    locally, else the embedded demo model."""
+    """Target model: a local directory, or a Hugging Face id already in the local cache (`speclsp pull
+    ID` downloads it; the server never does). Empty: the real CodeLlama-7b when found locally, else the
+    embedded demo model."""
     draft: str = ""
     """Draft model: id or directory; "none" disables the draft. Empty: automatic, as for target."""
     device: str = "auto"
@@ -56,15 +58,31 @@ class Settings:
     the time left (later requests fill in the rest); a completion cut short by time is shown up to
     its last whole line or word, or not at all."""
     max_document_chars: int = 2_000_000
-    """Documents larger than this are not completed (a clear error instead)."""
+    """Documents larger than this get no completions; the status and the log say so once per document."""
+    completion_fallback: str = "auto"
+    """The suggestion also as a `textDocument/completion` item: "auto" (only for editors without
+    inline completion), "always" or "never". Read when the server starts."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
 # (camelCase key, attribute, type, validator) — the protocol edge's view of Settings.
-def _in(lo: float, hi: float):
-    return lambda v: lo <= v <= hi
+class _Range:
+    """A closed range that can say itself, so the command line can tell what a flag expects."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+    def __str__(self) -> str:
+        return f"from {self.lo} to {self.hi}"
+
+
+def _in(lo: float, hi: float) -> _Range:
+    return _Range(lo, hi)
 
 
 _FIELDS: dict[str, tuple[str, type, Any]] = {
@@ -82,9 +100,12 @@ _FIELDS: dict[str, tuple[str, type, Any]] = {
     "cacheBudgetMB": ("cache_budget_mb", int, _in(0, 1 << 20)),
     "timeBudgetMs": ("time_budget_ms", int, _in(10, 60_000)),
     "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
+    "completionFallback": ("completion_fallback", str, lambda v: v in FALLBACKS),
 }
 CAMEL_KEYS = tuple(_FIELDS)
-CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace", "token"})  # editor-side or the TCP secret
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+_EXPECTED = {"device": "auto, cpu, cuda or cuda:N", "dtype": "one of " + ", ".join(DTYPES), "fimOrder": "spm or psm"}
+CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace", "token"})  # editor-side, or the TCP secret
 
 
 def _coerce(value: Any, kind: type) -> Any:
@@ -102,6 +123,24 @@ def _coerce(value: Any, kind: type) -> Any:
     if not isinstance(value, str):
         raise TypeError
     return value.strip()
+
+
+def value_problem(key: str, raw: Any) -> str | None:
+    """What setting `key` expects when `raw` is not a valid value for it, else None.
+
+    The command line refuses such a value (a usage error naming the flag); an editor's bad value
+    instead keeps the previous one with a message (settings_from_lsp). Both use these rules.
+    """
+    _, kind, valid = _FIELDS[key]
+    try:
+        value = _coerce(raw, kind)
+    except TypeError:
+        return f"expected {_KINDS[kind]}"
+    if valid is None or valid(value):
+        return None
+    if isinstance(valid, _Range):
+        return f"expected {_KINDS[kind]} {valid}"
+    return f"expected {_EXPECTED.get(key, 'a value listed in docs/configuration.md')}"
 
 
 def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None = None) -> tuple[Settings, list[str]]:

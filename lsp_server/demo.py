@@ -2,7 +2,8 @@
 
 Starts the real server over stdio, opens a sample Python file, types at several cursor
 positions the way a person would (with pauses), asks for inline completions through LSP and
-prints each suggestion with its latency and token counts.
+prints each suggestion with its latency and token counts. The packaged sample has hand-picked
+lines; in any other file (`--file`) the demo picks lines of code spread over the file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,34 @@ SCENARIOS = [
     Scenario("        path.write_text(json.dumps(data, indent=2))", 24),
     Scenario("    inventory.add(Item(\"apple\", 0.5, 10))", 18),
 ]
+MOST_LINES = 5
+TYPEABLE = (16, 100)  # length range, without indentation, of a line worth retyping
+
+
+def scenarios_for(source: str) -> list[Scenario]:
+    """The hand-picked scenarios whose lines are in `source`, else lines picked from it."""
+    lines = source.split("\n")
+    return [s for s in SCENARIOS if s.line in lines] or picked_scenarios(lines)
+
+
+def picked_scenarios(lines: list[str]) -> list[Scenario]:
+    """Up to MOST_LINES code lines spread evenly over the file, each cut a third of the way in."""
+    candidates = list(dict.fromkeys(line for line in lines if _typeable(line)))
+    step = max(len(candidates) / MOST_LINES, 1)
+    chosen = [candidates[int(i * step)] for i in range(min(MOST_LINES, len(candidates)))]
+    return [Scenario(line, _indent(line) + len(line.strip()) // 3) for line in chosen]
+
+
+def _typeable(line: str) -> bool:
+    """Code (not a comment or a docstring), and only characters one UTF-16 unit long: the demo's LSP positions
+    count code points, which equal UTF-16 columns only then."""
+    code = line.strip()
+    return (TYPEABLE[0] <= len(code) <= TYPEABLE[1] and not code.startswith(("#", '"""', "'''"))
+            and all(ord(c) < 0x10000 for c in line))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def _model_options(args) -> dict:
@@ -84,9 +113,7 @@ class DemoClient:
         await self.client.stop()
 
 
-async def _demo(args) -> int:
-    path = Path(args.file) if args.file else SAMPLE
-    source = path.read_text(encoding="utf-8")
+async def _demo(args, path: Path, source: str, scenarios: list[Scenario]) -> int:
     uri = path.resolve().as_uri()
     demo = DemoClient(_model_options(args))
     t0 = time.monotonic()
@@ -94,7 +121,7 @@ async def _demo(args) -> int:
     if state["state"] == "error":
         print(f"server could not load models: {state['message']}")
         await demo.stop()
-        return 1
+        return 3
     models = state.get("models", {})
     print(f"server ready in {time.monotonic() - t0:.1f} s: target {models.get('target')}, "
           f"draft {models.get('draft')} on {models.get('device')} ({models.get('dtype')})\n")
@@ -103,10 +130,8 @@ async def _demo(args) -> int:
         types.TextDocumentItem(uri=uri, language_id="python", version=1, text=source)))
     latencies: list[float] = []
     version = 1
-    for n, scenario in enumerate(SCENARIOS, 1):
-        lines = source.split("\n")
-        if scenario.line not in lines:
-            continue
+    lines = source.split("\n")
+    for n, scenario in enumerate(scenarios, 1):
         row = lines.index(scenario.line)
         version, shown = await _type_line(client, uri, row, scenario, version, latencies)
         print(f"[{n}] line {row + 1}: {scenario.line.strip()!r}\n{shown}\n")
@@ -158,5 +183,20 @@ def _edit(client, uri: str, version: int, row: int, start: int, end: int, text: 
 
 
 def run_demo(args) -> int:
+    """Exit 2, before any server starts, for a file that cannot be read or has no line to type."""
+    path = Path(args.file) if args.file else SAMPLE
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as e:
+        print(f"speclsp: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"speclsp: {path} is not UTF-8 text", file=sys.stderr)
+        return 2
+    scenarios = scenarios_for(source)
+    if not scenarios:
+        print(f"speclsp: {path} has no line of code to type in (lines of {TYPEABLE[0]} to {TYPEABLE[1]} "
+              "characters that are not comments)", file=sys.stderr)
+        return 2
     print("speclsp demo: typing into", args.file or "the packaged sample (lsp_server/samples/inventory.py)")
-    return asyncio.run(_demo(args))
+    return asyncio.run(_demo(args, path, source, scenarios))

@@ -1,7 +1,8 @@
 """Fault injection for the reliability tests, off unless SPECLSP_FAULTS is set.
 
 SPECLSP_FAULTS is a comma-separated list:
-  slow_step_ms=N   sleep N ms before every target forward (makes cancellation observable)
+  slow_step_ms=N   sleep N ms before every target forward once the first completion request has
+                   come (makes cancellation observable; start-up work such as calibration is not slowed)
   error_on=N       raise RuntimeError in the model worker on the N-th completion request
   oom_on=N         raise an out-of-memory error on the N-th completion request
 These simulate what tests cannot provoke on demand; nothing else reads the variable.
@@ -30,7 +31,7 @@ _requests = 0
 
 
 def before_forward() -> None:
-    if "slow_step_ms" in FAULTS:
+    if "slow_step_ms" in FAULTS and _requests:
         time.sleep(FAULTS["slow_step_ms"] / 1e3)
 
 
@@ -38,7 +39,7 @@ def before_request() -> None:
     global _requests
     if not FAULTS:
         return
-    _requests += 1
+    _requests += 1  # also arms slow_step_ms
     if FAULTS.get("error_on") == _requests:
         raise InjectedError(f"injected fault in request {_requests}")
     if FAULTS.get("oom_on") == _requests:

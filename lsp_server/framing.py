@@ -15,6 +15,7 @@ standard input (a thread reads it) and a socket.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ class FrameReader:
         self.read_chunk = read_chunk
         self.buffer = bytearray()
         self.eof = False
+        self._pending: asyncio.Future | None = None
+
+    def close(self) -> None:
+        """End the stream now (`exit`): the read in flight is abandoned, not waited for; a thread
+        blocked reading stdin stays blocked until the process ends, and nothing waits for it."""
+        self.eof = True
+        if self._pending is not None:
+            self._pending.cancel()
 
     async def next_frame(self) -> bytes | Refused | None:
         """The next body (bytes), a Refused marker, or None at the end of the stream."""
@@ -96,7 +105,13 @@ class FrameReader:
     async def _fill(self) -> bool:
         if self.eof:
             return False
-        chunk = await self.read_chunk()
+        self._pending = asyncio.ensure_future(self.read_chunk())
+        try:
+            chunk = await self._pending
+        except asyncio.CancelledError:
+            if not self.eof:  # not our close(): someone cancelled the loop itself
+                raise
+            return False
         if not chunk:
             self.eof = True
             return False

@@ -8,6 +8,7 @@ Every message that carries an id gets an answer, and the server goes on:
   after `shutdown` get "invalid request" (-32600).
 The log names the method and the problem, never the message's content: a document's text must
 not reach the log.
+`exit` ends the message loop instead of raising SystemExit from inside it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import threading
 from typing import Any
 
 import attrs
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from .framing import MAX_FRAME_BYTES, FrameReader, Refused
 
@@ -118,6 +121,15 @@ class SpeclspProtocol(LanguageServerProtocol):
                 return self._refuse(msg_id, "the server is shutting down")
             return
         super().handle_message(message)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args) -> None:
+        """End the session; the server ends the process once the loop has stopped.
+
+        pygls' own handler raises SystemExit inside the event loop: a traceback in the editor's
+        log, and the process then waits for threads still reading stdin or running a model forward.
+        The exit code is LSP's: 0 after `shutdown`, else 1."""
+        self._server.end_session(0 if self._shutdown else 1)
 
 
 def _is_notification(message_type) -> bool:

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 STATUS = "speclsp/status"
 STATS_KEEP = 100
+COMPLETION_OPTIONS = types.CompletionOptions(trigger_characters=[".", "(", " "])
+# Notices of models the server picked by itself (no CodeLlama-7b or draft in the local cache) are
+# information; any other notice is about a model the settings named and could not be used.
+CHOSEN_BY_ITSELF = "is not on this machine"
 WORD_RE = re.compile(r"[\w$]*$")
 WARM_AFTER_S = 0.3  # typing pause after which a document's prompt is prefilled in the background
 
@@ -57,18 +61,30 @@ class SpeclspServer(LanguageServer):
         self.warm_timers: dict[str, asyncio.TimerHandle] = {}
         self.client_name = ""
         self.progress_token: str | None = None  # the client's progress bar while models load
+        self.told: set[str] = set()  # messages already shown or logged: each goes out once
+        self.oversized: set[str] = set()  # documents over maxDocumentChars, already said so
+        self.reader: FrameReader | None = None
+        self.exit_code: int | None = None  # set by `exit`; else decided when the input ends
 
     # -- transport ---------------------------------------------------------------------------------
 
     def start_io(self, stdin=None, stdout=None) -> None:
-        """Serve frames from stdin (see protocol.py for what is answered how). Returns when the
-        client closes the stream, with or without `shutdown`, so the process exits and frees the GPU."""
+        """Serve frames from stdin (see protocol.py for what is answered how). Returns on `exit` or
+        when the client closes the stream, with or without `shutdown`, so the process exits and frees
+        the GPU (the caller ends it: see cli.cmd_serve)."""
         self._stop_event = threading.Event()
-        frames = FrameReader(stdin_chunks(stdin or sys.stdin.buffer, self.thread_pool))
+        self.reader = FrameReader(stdin_chunks(stdin or sys.stdin.buffer, self.thread_pool))
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def session() -> None:
+            try:
+                await serve_frames(self.reader, self.protocol, self._stop_event)
+            finally:  # handlers cancelled from here on must not write to a client that is gone
+                self.protocol.set_writer(_Discard())
+
         try:
-            asyncio.run(serve_frames(frames, self.protocol, self._stop_event))
-        except (BrokenPipeError, KeyboardInterrupt, SystemExit):
+            asyncio.run(session())
+        except (BrokenPipeError, KeyboardInterrupt):
             pass
         finally:
             self.shutdown()
@@ -78,7 +94,7 @@ class SpeclspServer(LanguageServer):
         self.protocol.required_token, self.protocol.authenticated, self.protocol.rejected = token, False, False
         self.protocol._shutdown = False
 
-    def end_session(self) -> None:
+    def forget_session(self) -> None:
         """A TCP client went: its documents, suggestions, cached KV, stats and settings go too."""
         for timer in self.warm_timers.values():
             timer.cancel()
@@ -91,6 +107,29 @@ class SpeclspServer(LanguageServer):
         self.scheduler.submit("__models__", lambda cancel: self.service.forget_all(), supersede=False)
         if reload:
             self.start_loading()
+
+    def end_session(self, exit_code: int) -> None:
+        """`exit`: stop reading, so the message loop ends and the process with it."""
+        self.exit_code = exit_code
+        if self.reader is not None:
+            self.reader.close()
+        elif self.protocol.writer is not None:
+            self.protocol.writer.close()  # over TCP, closing the connection ends its loop
+
+    def shutdown(self) -> None:
+        """After the session: stop the model work and the reader without waiting for their threads.
+
+        A model forward cannot be interrupted and the stdin reader blocks until the client closes
+        the pipe; the process ends right after this (cli.cmd_serve), which ends them too."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        if self._server is not None:
+            self._server.close()
+        self.scheduler.close(timeout=0)
+        if self.exit_code is None:
+            self.exit_code = 0 if self.protocol._shutdown else 1
 
     # -- status and messages (safe to call from the worker thread) -------------------------------
 
@@ -106,8 +145,29 @@ class SpeclspServer(LanguageServer):
             self._from_any_thread(self.work_done_progress.end, token, types.WorkDoneProgressEnd(message=message))
 
     def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
-        log.warning("%s", message)
-        self._from_any_thread(self.window_show_message, types.ShowMessageParams(kind, message))
+        """A problem the user must act on: `window/showMessage`, one line, once per distinct problem.
+
+        VS Code raises a toast for each, and Neovim stops for Press-ENTER on one that wraps, which
+        swallows the next key: information goes through `note` instead."""
+        line = " ".join(message.split())
+        if line in self.told:
+            return
+        self.told.add(line)
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, "%s", line)
+        self._from_any_thread(self.window_show_message, types.ShowMessageParams(kind, line))
+
+    def note(self, message: str) -> None:
+        """Information: the log (`window/logMessage` in editors), once, never a prompt."""
+        if message not in self.told:
+            self.told.add(message)
+            log.info("%s", message)
+
+    def log_to_client(self, kind: types.MessageType, message: str) -> None:
+        """`window/logMessage`, for client_log.ClientLogHandler; dropped before `initialize`."""
+        self._from_any_thread(self.window_log_message, types.LogMessageParams(kind, message))
+
+    def state(self) -> str:
+        return "ready" if self.service.ready else ("error" if self.load_error else "loading")
 
     def _from_any_thread(self, fn, *args) -> None:
         if self.loop is None:
@@ -146,29 +206,59 @@ class SpeclspServer(LanguageServer):
                 self.tell(f"speclsp: {e}", types.MessageType.Error)
                 return
             self.load_error = None
-            for notice in self.service.notices:
-                self.tell(f"speclsp: {notice}", types.MessageType.Info)
             info["startup_ms"] = round((time.monotonic() - t0) * 1e3)
             log.info("models ready: %s", info)
-            self.status("ready", f"ready: {info['target']}", models=info)
+            self.status("ready", self._announce(self.service.notices) or f"ready: {info['target']}", models=info)
 
         self.scheduler.submit("__models__", load)
 
+    def _announce(self, notices: list[str]) -> str:
+        """Loading notices: which models the server picked goes to the log and, in short, to the
+        status; a named model that could not be used is a problem to tell. Returns the short form."""
+        picked = [n for n in notices if CHOSEN_BY_ITSELF in n]
+        for notice in notices:
+            if notice in picked:
+                self.note(notice)
+            else:
+                self.tell(f"speclsp: {notice}")
+        return f"ready: {picked[0].split('. ', 1)[0]}" if picked else ""  # its first sentence
+
     # -- the completion pipeline -------------------------------------------------------------------
 
-    def cursor(self, uri: str, position: types.Position) -> CursorContext:
-        """The text around the cursor of an open document; bad params are the client's error."""
+    def cursor(self, uri: str, position: types.Position) -> CursorContext | None:
+        """The text around the cursor of an open document; bad params are the client's error.
+        None for a document over maxDocumentChars: no completions there, and it is said once."""
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
         source = doc.source
         if len(source) > self.settings.max_document_chars:
-            raise JsonRpcInvalidParams(f"document has {len(source)} characters, over the limit of "
-                                       f"{self.settings.max_document_chars} (speclsp.maxDocumentChars)")
+            self._too_large(uri, len(source))
+            return None
+        self.oversized.discard(uri)  # fits again: say so again if it grows past the limit
         try:
             return cursor_context(source, position.line, position.character, self.encoding)
         except PositionError as e:
             raise JsonRpcInvalidParams(str(e)) from e
+
+    def _too_large(self, uri: str, size: int) -> None:
+        if uri in self.oversized:
+            return
+        self.oversized.add(uri)
+        message = (f"no completions in {uri.rsplit('/', 1)[-1]}: {size:,} characters, over "
+                   f"speclsp.maxDocumentChars ({self.settings.max_document_chars:,})")
+        log.info("%s (%s)", message, uri)
+        self.status(self.state(), message)
+
+    def completion_fallback_wanted(self) -> bool:
+        """Whether `textDocument/completion` carries the suggestion too. Not for clients that show
+        ghost text: VS Code asks for both on every keystroke, runs the model twice and shows the
+        same text twice. Editors without inline completion (Neovim 0.11, eglot, Helix) need it."""
+        mode = self.settings.completion_fallback
+        if mode != "auto":
+            return mode == "always"
+        caps = self.client_capabilities.text_document
+        return not (caps and caps.inline_completion)
 
     def snippets_welcome(self) -> bool:
         """Completion items go as snippets where the client expands them, since some clients insert
@@ -250,9 +340,20 @@ class SpeclspServer(LanguageServer):
                 ctx = self.cursor(uri, position)
             except Exception:
                 return  # the document moved on or closed: nothing to warm
-            self.background(uri, lambda cancel: self.service.warm(ctx, uri, cancel))
+            if ctx is not None:  # None: too large to complete
+                self.background(uri, lambda cancel: self.service.warm(ctx, uri, cancel))
 
         self.warm_timers[uri] = self.loop.call_later(WARM_AFTER_S, fire)
+
+
+class _Discard:
+    """The writer once the session is over: nothing more reaches the client."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -281,6 +382,11 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         ls.protocol._workspace = SyncedWorkspace.like(ls.workspace)  # edits applied by LSP's line rule
         ls.client_name = params.client_info.name if params.client_info else ""
         ls.configure(params.initialization_options or {})
+        # capabilities are built after this handler; a later TCP session decides afresh for its client
+        ls.protocol.fm.features.pop(types.TEXT_DOCUMENT_COMPLETION, None)
+        ls.protocol.fm.feature_options.pop(types.TEXT_DOCUMENT_COMPLETION, None)
+        if ls.completion_fallback_wanted():
+            ls.feature(types.TEXT_DOCUMENT_COMPLETION, COMPLETION_OPTIONS)(completion_fallback)
 
     @server.feature(types.INITIALIZED)
     async def on_initialized(ls: SpeclspServer, params: types.InitializedParams) -> None:
@@ -314,6 +420,7 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: SpeclspServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        ls.oversized.discard(uri)
         timer = ls.warm_timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
@@ -323,6 +430,8 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     async def inline_completion(ls: SpeclspServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
         """Ghost text at the cursor: context → schedule → engine → post-process → one item."""
         ctx = ls.cursor(params.text_document.uri, params.position)
+        if ctx is None:
+            return types.InlineCompletionList(items=[])
         trigger = "invoked" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked else "automatic"
         completion, rid = await ls.complete(params.text_document.uri, ctx, trigger)
         if completion is None or not completion.text:
@@ -331,10 +440,13 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
             insert_text=completion.text, range=here, command=_accept_command(rid))])
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
-    async def completion(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
-        """The fallback for editors without inline completion: one item whose text is the completion."""
-        ctx = ls.cursor(params.text_document.uri, params.position)
+    async def completion_fallback(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
+        """The fallback for editors without inline completion: one item whose text is the completion.
+        Registered at `initialize` only where wanted (see completion_fallback_wanted); answered
+        empty, without the model, when a later setting turned it off."""
+        ctx = ls.cursor(params.text_document.uri, params.position) if ls.completion_fallback_wanted() else None
+        if ctx is None:
+            return types.CompletionList(is_incomplete=False, items=[])
         completion, rid = await ls.complete(params.text_document.uri, ctx, "completion")
         if completion is None or not completion.text:
             return types.CompletionList(is_incomplete=True, items=[])
@@ -362,7 +474,8 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
 
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: SpeclspServer, *args) -> None:
-        ls.scheduler.close()
+        """Stop model work without waiting for a forward in progress: the answer goes out at once."""
+        ls.scheduler.close(timeout=0)
 
     return server
 
@@ -393,7 +506,11 @@ def _completion_item(ctx: CursorContext, position: types.Position, text: str, ri
 
 
 async def _progress_while_loading(ls: SpeclspServer) -> None:
-    """Start loading, with window/workDoneProgress when the client supports it."""
+    """Start loading, with window/workDoneProgress when the client supports it. A later TCP
+    session finds the models loaded: it is told so at once."""
+    if ls.service.ready and ls.service.models is not None:
+        ls.status("ready", f"ready: {ls.service.models.info['target']}", models=ls.service.models.info)
+        return
     caps = ls.client_capabilities.window
     if caps and caps.work_done_progress:
         token = f"speclsp-load-{id(ls)}"

@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 
 from .framing import FrameReader
@@ -61,20 +62,29 @@ def serve_tcp(server, host: str, port: int, token: str) -> None:
         async with busy:
             server.begin_session(token)
             server.protocol.set_writer(writer)
-            frames = FrameReader(lambda: reader.read(1 << 16))
+            frames = server.reader = FrameReader(lambda: reader.read(1 << 16))
             try:
                 while not server.protocol.rejected and (body := await frames.next_frame()) is not None:
                     server.protocol.handle_frame(body)
             except ConnectionError:
                 pass
             finally:
-                server.end_session()
+                server.forget_session()
         writer.close()  # after the lock is free: a client that sees the close may connect again at once
+        if server.exit_code is not None:  # `exit`: the process ends (cli.cmd_serve)
+            done.set()
+
+    done = asyncio.Event()
 
     async def listen() -> None:
         listener = await asyncio.start_server(connection, host, port)
         log.warning("listening on %s:%d; clients must send the token (initializationOptions.token)", host, port)
         async with listener:
-            await listener.serve_forever()  # until `exit` ends the process
+            await done.wait()
 
-    asyncio.run(listen())
+    server._stop_event = threading.Event()
+    try:
+        asyncio.run(listen())
+    finally:
+        server.shutdown()
+

@@ -54,3 +54,54 @@ def insert(client, uri: str, version: int, line: int, character: int, text: str)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
         content_changes=[types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=text)]))
+
+
+# -- what real editors send and what they see ---------------------------------------------------------
+
+SERVER_DEFAULT_LOG = [sys.executable, "-m", "lsp_server", "serve"]  # as editors start it: no flags
+
+
+def editor_capabilities(editor: str) -> types.ClientCapabilities:
+    """Capabilities of the editors people use today, from pytest-lsp's recordings.
+
+    The recordings predate inline completion (VS Code 1.65, Neovim 0.11); the clients that show
+    ghost text add `textDocument.inlineCompletion`: vscode-languageclient >= 10 (dynamic
+    registration) and Neovim 0.12 (`runtime/lua/vim/lsp/protocol.lua`, static)."""
+    recorded, inline = {
+        "vscode": ("visual-studio-code", types.InlineCompletionClientCapabilities(dynamic_registration=True)),
+        "neovim-0.12": ("neovim", types.InlineCompletionClientCapabilities(dynamic_registration=False)),
+        "neovim-0.11": ("neovim", None),
+    }[editor]
+    import pytest_lsp
+
+    caps = pytest_lsp.client_capabilities(recorded)
+    caps.text_document.inline_completion = inline
+    return caps
+
+
+class ServerStderr:
+    """The server's stderr, line by line, instead of pytest-lsp's forwarding to the test's stderr.
+
+    Editors show every one of these lines as an error, so tests look at them. pytest-lsp keeps the
+    server process in `_server` and its forwarding task in `_stderr_forwarder`."""
+
+    def __init__(self, client):
+        if client._stderr_forwarder is not None:
+            client._stderr_forwarder.cancel()
+        self.process = client._server
+        self.lines: list[str] = []
+        self.done = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.process.stderr.readline():
+            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    async def until_closed(self, timeout: float = 10.0) -> list[str]:
+        await asyncio.wait_for(asyncio.shield(self.done), timeout)
+        return self.lines
+
+
+async def end_session(client) -> None:
+    """shutdown + exit, unless the test ended the session itself (and set `client.ended`)."""
+    if not getattr(client, "ended", False):
+        await client.shutdown_session()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import pytest
 import torch
@@ -93,6 +94,22 @@ def test_plain_path_matches_reference(models):
         out = engine.generate(request(ids, speculative=False))
         assert out.tokens == reference(target, ids)
         assert out.stats.drafted_tokens == 0
+
+
+def test_reference_equals_decoding_without_a_cache_and_uses_no_api_due_for_removal(models):
+    """transformers announces a removal with a FutureWarning; the reference must outlive it and stay
+    exact. The check beneath it is the plainest decoder there is: the whole sequence, every step."""
+    target, _ = models
+    for seed in range(3):
+        ids = prompt(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            got = reference(target, ids, max_new=12, stop_ids=frozenset())
+        seq = list(ids)
+        with torch.inference_mode():
+            for _ in range(12):
+                seq.append(int(target(input_ids=torch.tensor([seq]), use_cache=False).logits[0, -1].argmax()))
+        assert got == seq[len(ids):]
 
 
 def test_stop_rule_ends_both_paths_on_the_same_token(models):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +48,31 @@ def test_missing_model_says_what_to_do_and_recovers_on_config_change(pair, tmp_p
         assert s.wait_status()["state"] == "ready"  # a working target is loaded without a restart
         stats = s.request("workspace/executeCommand", {"command": "speclsp.stats"})["result"]["requests"]
         assert inline(s)["result"] is not None and len(stats) == 1
+    finally:
+        s.close()
+
+
+def guarded_env(log: Path) -> dict:
+    """Environment for a process cut off the network (tests/network_guard), checked to take effect."""
+    guard = Path(__file__).parent / "network_guard"
+    path = [p for p in (os.environ.get("PYTHONPATH", ""), str(guard)) if p]
+    env = {"PYTHONPATH": os.pathsep.join(path), "SPECLSP_NETWORK_LOG": str(log)}
+    probe = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('example.org', 443)"],
+                           env={**os.environ, **env}, capture_output=True, timeout=60)
+    assert probe.returncode != 0 and "example.org" in log.read_text(), "the network guard is not active"
+    log.unlink()
+    return env
+
+
+def test_an_uncached_hub_id_fails_at_once_and_the_server_reaches_no_network(tmp_path):
+    """A mistyped id is not retried against the hub: the server says how to get it and stays up."""
+    log = tmp_path / "network.log"
+    s, status = start({"target": "someone-typo/CodeLama-7b", "draft": "none"}, env=guarded_env(log))
+    try:
+        assert status["state"] == "error", status
+        assert "speclsp pull someone-typo/CodeLama-7b" in status["message"], status["message"]
+        assert inline(s)["result"]["items"] == []
+        assert not log.exists(), log.read_text()
     finally:
         s.close()
 

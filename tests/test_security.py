@@ -37,6 +37,18 @@ def test_remote_code_is_never_enabled_and_weights_are_safetensors():
     assert "use_safetensors=True" in models
 
 
+def test_models_are_read_from_local_files_only():
+    """Only `speclsp pull` downloads: every other model or hub call in the package stays on this machine."""
+    calls = 0
+    for path, text in sources().items():
+        if path.name == "pull.py":
+            continue
+        for call in re.findall(r"(?:from_pretrained|snapshot_download|hf_hub_download)\([^)]*\)", text):
+            calls += 1
+            assert "local_files_only=True" in call, (path, call)
+    assert calls >= 4
+
+
 def test_the_server_runs_no_shell_commands():
     for path, text in sources().items():
         if path.name == "demo.py":  # the demo is a client: it starts the server it talks to

@@ -1,7 +1,10 @@
 """Load the target, the draft and the tokenizer: by Hugging Face id or local directory.
 
 Only safetensors weights are read and `trust_remote_code` is never enabled: a model directory
-is data, not code. Every failure becomes a ModelError whose message tells the user what to do.
+is data, not code. Nothing here touches the network: a Hugging Face id is looked up in the local
+cache only, every `from_pretrained` gets a directory and `local_files_only=True`, and `speclsp
+pull` is the one command that downloads. So a mistyped id fails at once instead of after the
+hub client's retries. Every failure becomes a ModelError whose message tells the user what to do.
 With no setting, the real pair is used when it is already on this machine (Hugging Face cache);
 otherwise the embedded demo pair shipped inside the package.
 """
@@ -64,14 +67,50 @@ def demo_paths() -> tuple[Path, Path]:
     return DEMO_DIR / "target", DEMO_DIR / "draft"
 
 
+def _cached_snapshot(repo_id: str) -> str:
+    """The directory of `repo_id` in the Hugging Face cache; raises when it is not there or not an id."""
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors", "*.model"])
+
+
 def local_snapshot(repo_id: str) -> str | None:
     """The directory of `repo_id` in the Hugging Face cache, without touching the network."""
     try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors", "*.model"])
+        return _cached_snapshot(repo_id)
     except Exception:
         return None
+
+
+def looks_like_path(value: str) -> bool:
+    """Tell a directory from a Hugging Face id when neither is found.
+
+    Hub ids are `name` or `owner/name` and never start with '.', '/' or '~', so a value that does,
+    or that holds a backslash or more than one '/', is meant as a directory. A relative directory
+    with a single slash reads as an id: write it `./models/x`.
+    """
+    return value.startswith((".", "/", "~")) or os.path.isabs(value) or "\\" in value or value.count("/") > 1
+
+
+def model_dir(src: str) -> str:
+    """The local directory holding model `src` (a directory, or an id in the Hugging Face cache)."""
+    path = Path(src).expanduser()
+    if path.is_dir():
+        return str(path)
+    if looks_like_path(src) or path.exists():
+        where = "" if str(path.resolve()) == src else f" ({path.resolve()})"
+        state = "is a file, not a model directory" if path.exists() else "does not exist"
+        raise ModelError(f"directory {src}{where} {state}; set speclsp.target/draft to a model "
+                         "directory or a Hugging Face id")
+    try:
+        return _cached_snapshot(src)
+    except ValueError as e:  # the hub's id syntax check
+        raise ModelError(f"{src!r} is not a directory and not a Hugging Face id (owner/name); set "
+                         "speclsp.target/draft to a model directory or a Hugging Face id") from e
+    except Exception as e:
+        raise ModelError(f"{src} is not in the local Hugging Face cache, nor a directory here: run "
+                         f"`speclsp pull {src}` to download it (the server never downloads), or set "
+                         "speclsp.target/draft to a model directory") from e
 
 
 def resolve_sources(settings: Settings) -> tuple[str, str | None, list[str]]:
@@ -101,16 +140,18 @@ def load_models(settings: Settings, progress: Progress = lambda m, p: None) -> L
     t0 = time.perf_counter()
     target_src, draft_src, notices = resolve_sources(settings)
     device = resolve_device(settings.device)
+    target_path = model_dir(target_src)
     progress(f"loading tokenizer from {target_src}", 5)
-    codec = TokenCodec(_load_tokenizer(target_src))
+    codec = TokenCodec(_load_tokenizer(target_path))
     progress(f"loading target model {target_src}", 10)
-    target = _load_model(target_src, device, settings.dtype)
+    target = _load_model(target_path, device, settings.dtype)
     draft, draft_vocab = None, 0
     if draft_src is not None:
         progress(f"loading draft model {draft_src}", 70)
         try:
-            draft = _load_model(draft_src, device, settings.dtype)
-            draft_vocab = check_pair(target, draft, codec, _load_tokenizer(draft_src))
+            draft_path = model_dir(draft_src)
+            draft = _load_model(draft_path, device, settings.dtype)
+            draft_vocab = check_pair(target, draft, codec, _load_tokenizer(draft_path))
         except ModelError as e:
             notices.append(f"draft model not used, completing without speculation: {e}")
             draft = None
@@ -132,20 +173,21 @@ def check_pair(target: torch.nn.Module, draft: torch.nn.Module, codec: TokenCode
     return dv
 
 
-def _load_tokenizer(src: str):
+def _load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
     except Exception as e:
-        raise ModelError(_explain(src, "tokenizer", e)) from e
+        raise ModelError(_explain(path, "tokenizer", e)) from e
 
 
 def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Module:
+    """`src` is a directory (see model_dir)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
-        config = AutoConfig.from_pretrained(src, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(src, trust_remote_code=False, local_files_only=True)
     except Exception as e:
         raise ModelError(_explain(src, "model config", e)) from e
     arch = (getattr(config, "architectures", None) or ["?"])[0]
@@ -153,7 +195,8 @@ def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Mod
         raise ModelError(f"{src}: architecture {arch} is not supported (supported: {', '.join(SUPPORTED)})")
     dtype = resolve_dtype(dtype_name, device, _fp32_bytes(config))
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True, trust_remote_code=False,
+                                                     local_files_only=True)
         return model.to(device).eval()
     except torch.OutOfMemoryError as e:
         raise ModelError(f"{src} does not fit in {device} memory; try dtype float16/bfloat16, "
@@ -168,8 +211,5 @@ def _fp32_bytes(config) -> int:
     return 4 * (2 * v * h + config.num_hidden_layers * (4 * h * h + 3 * h * ffn))
 
 
-def _explain(src: str, what: str, error: Exception) -> str:
-    if os.path.isdir(src):
-        return f"cannot read the {what} in {src} ({type(error).__name__}: {str(error)[:200]}); check the directory"
-    return (f"cannot load the {what} of {src!r} ({type(error).__name__}: {str(error)[:200]}); "
-            "set speclsp.target/draft to a local directory, or run `speclsp pull` where the network is reachable")
+def _explain(path: str, what: str, error: Exception) -> str:
+    return f"cannot read the {what} in {path} ({type(error).__name__}: {str(error)[:200]}); check the directory"

@@ -7,6 +7,7 @@ reuse, graphs) is tested against it token for token.
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import torch
@@ -19,11 +20,14 @@ from .stopping import finish_reason
 @torch.inference_mode()
 def reference_generate(model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
     """Greedy (or plainly sampled) decoding with transformers' dynamic cache, one token per forward."""
+    from transformers import DynamicCache
+
     t0 = time.perf_counter()
     device = next(model.parameters()).device
     generator = _generator(request.seed)
     stats = Stats(prompt_tokens=len(request.target_ids), prefill_tokens=len(request.target_ids))
-    out = model(input_ids=torch.tensor([request.target_ids], device=device), use_cache=True)
+    cache = {_cache_argument(model): DynamicCache(config=model.config)}  # filled in place by each forward
+    out = model(input_ids=torch.tensor([request.target_ids], device=device), use_cache=True, **cache)
     stats.target_forwards = 1
     generated: list[int] = []
     while True:
@@ -36,13 +40,21 @@ def reference_generate(model: torch.nn.Module, request: GenerationRequest) -> Ge
         if request.out_of_time():
             reason = "time"
             break
-        out = model(input_ids=torch.tensor([[tok]], device=device),
-                    past_key_values=out.past_key_values, use_cache=True)
+        out = model(input_ids=torch.tensor([[tok]], device=device), use_cache=True, **cache)
         stats.target_forwards += 1
     stats.generated_tokens = len(generated)
     stats.finish_reason = reason
     stats.engine_ms = (time.perf_counter() - t0) * 1e3
     return GenerationResult(generated, stats)
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The name under which this transformers' forward takes the KV cache.
+
+    transformers 5.x renamed `past_key_values` to `cache` (the old name warns and is removed in
+    5.40) and pyproject allows versions on both sides of the rename, so ask the signature.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _generator(seed: int | None) -> torch.Generator:

@@ -9,7 +9,8 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
-import { isLanguageEnabled, serverCommand, serverSettings } from "./settings";
+import { completionGate } from "./middleware";
+import { serverCommand, serverSettings } from "./settings";
 
 export const SECTION = "speclsp";
 
@@ -62,16 +63,7 @@ export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks): 
           });
         },
       },
-      provideInlineCompletionItems: async (document, position, context, token, next) => {
-        if (!isLanguageEnabled(config(), document.languageId)) {
-          return null;
-        }
-        try {
-          return await next(document, position, context, token);
-        } finally {
-          hooks.onInlineRequest();
-        }
-      },
+      ...completionGate(config, hooks.onInlineRequest),
     },
   };
 

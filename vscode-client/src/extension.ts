@@ -3,6 +3,7 @@
 import * as vscode from "vscode";
 import { State, type LanguageClient } from "vscode-languageclient/node";
 import { config, createClient, SECTION } from "./client";
+import { RESTART_SECTIONS } from "./settings";
 import { StatusBar } from "./statusBar";
 
 let client: LanguageClient | undefined;
@@ -65,7 +66,7 @@ async function toggleCompletions(): Promise<void> {
         : vscode.ConfigurationTarget.Global;
   const enabled = cfg.get<boolean>("enable") !== false;
   await cfg.update("enable", !enabled, target);
-  vscode.window.setStatusBarMessage(`speclsp: inline completions ${enabled ? "off" : "on"}`, 3000);
+  vscode.window.setStatusBarMessage(`speclsp: completions ${enabled ? "off" : "on"}`, 3000);
 }
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -82,9 +83,10 @@ export function activate(context: vscode.ExtensionContext): void {
         return;
       }
       // Server settings are forwarded by the client (see createClient); a new server
-      // command needs a new process.
-      if (e.affectsConfiguration(`${SECTION}.server`)) {
-        log.info("speclsp.server.* changed: restarting the server");
+      // command, or a setting read only at start, needs a new process.
+      const changed = RESTART_SECTIONS.find((key) => e.affectsConfiguration(`${SECTION}.${key}`));
+      if (changed !== undefined) {
+        log.info(`speclsp.${changed} changed: restarting the server`);
         void restart();
       }
       status.refresh();

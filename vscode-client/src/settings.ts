@@ -24,7 +24,16 @@ export const SERVER_DEFAULTS = {
   draftLength: 6,
   prefixCache: true,
   cacheBudgetMB: 2048,
+  timeBudgetMs: 2000,
+  maxDocumentChars: 2_000_000,
+  completionFallback: "auto",
 };
+
+/**
+ * Settings the server reads only when it starts (`initialize`): changing one restarts it.
+ * `completionFallback` decides the capabilities the server announces.
+ */
+export const RESTART_SECTIONS: readonly string[] = ["server", "completionFallback"];
 
 export type ServerSettings = { [K in keyof typeof SERVER_DEFAULTS]: (typeof SERVER_DEFAULTS)[K] };
 export const SERVER_KEYS = Object.keys(SERVER_DEFAULTS) as (keyof ServerSettings)[];
@@ -85,8 +94,8 @@ export function serverCommand(cfg: ConfigReader, vars: PathVariables = {}): Serv
 }
 
 /**
- * Whether inline completions are wanted for a language: `speclsp.enable` is the master
- * switch; then `speclsp.languages[languageId]`, then `speclsp.languages["*"]`, then on.
+ * Whether completions are wanted for a language: `speclsp.enable` is the master switch;
+ * then `speclsp.languages[languageId]`, then `speclsp.languages["*"]`, then on.
  */
 export function isLanguageEnabled(cfg: ConfigReader, languageId: string): boolean {
   if (cfg.get<boolean>("enable") === false) {

@@ -6,6 +6,7 @@ import {
   type ConfigReader,
   expandVariables,
   isLanguageEnabled,
+  RESTART_SECTIONS,
   SERVER_DEFAULTS,
   SERVER_KEYS,
   serverCommand,
@@ -98,4 +99,10 @@ test("language enablement: master switch, per language, wildcard", () => {
   assert.equal(isLanguageEnabled(cfg({ languages: { markdown: false } }), "go"), true);
   assert.equal(isLanguageEnabled(cfg({ languages: { go: "yes" } }), "go"), true);
   assert.equal(isLanguageEnabled(cfg({ languages: { toString: false } }), "constructor"), true);
+});
+
+test("settings read only at start restart the server", () => {
+  assert.ok(RESTART_SECTIONS.includes("server"));
+  assert.ok(RESTART_SECTIONS.includes("completionFallback"));
+  assert.ok((SERVER_KEYS as readonly string[]).includes("completionFallback"));
 });
