@@ -87,7 +87,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    from .client_log import withhold_pygls_details
+
     handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    handler.addFilter(withhold_pygls_details)
     if args.command == "serve" and not args.log_file:
         handler.setLevel(logging.WARNING)  # the rest goes to the editor: see cmd_serve
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), handlers=[handler],
@@ -97,13 +100,15 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> NoReturn:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers reads it: no bars on stderr
-    from .client_log import ClientLogHandler, not_a_stale_cancel
+    from .client_log import ClientLogHandler, not_a_stale_cancel, withhold_pygls_details
     from .server import create_server
 
     server = create_server(settings_from_args(args))
     logging.getLogger("pygls.protocol.json_rpc").addFilter(not_a_stale_cancel)
     if not args.log_file:
-        logging.getLogger().addHandler(ClientLogHandler(server))
+        client_log = ClientLogHandler(server)
+        client_log.addFilter(withhold_pygls_details)
+        logging.getLogger().addHandler(client_log)
     if args.tcp:
         host, port = args.tcp
         if host not in LOOPBACK:

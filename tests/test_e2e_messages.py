@@ -119,3 +119,26 @@ async def test_info_goes_to_the_client_log_and_stderr_stays_quiet(client: Langua
     assert MARKER not in logged
     if len(shown.strip()) >= 6:  # long enough not to occur by chance (the tiny model's text is noise)
         assert shown.strip() not in logged
+
+
+def test_pygls_records_lose_what_may_be_code():
+    import logging
+
+    from lsp_server.client_log import withhold_pygls_details
+
+    marker = "CODE MARKER 5a1"
+    params = {"textDocument": {"text": f"x = '{marker}'"}}
+    record = logging.LogRecord("pygls.protocol.json_rpc", logging.ERROR, __file__, 1,
+                               "Failed to handle request %s %s %s", (7, "textDocument/didOpen", params), None)
+    try:
+        raise ValueError(marker)
+    except ValueError:
+        import sys
+        record.exc_info = sys.exc_info()
+    assert withhold_pygls_details(record)
+    text = logging.Formatter().format(record)
+    assert marker not in text and "textDocument/didOpen" in text and "ValueError" in text
+    record = logging.LogRecord("pygls.protocol.json_rpc", logging.ERROR, __file__, 1,
+                               "Unable to deserialize message\n%s", (f"Traceback ... {marker}",), None)
+    withhold_pygls_details(record)
+    assert marker not in logging.Formatter().format(record)

@@ -24,6 +24,7 @@ from tests.raw_lsp import RawServer
 
 pytestmark = pytest.mark.e2e
 URIS = ["file:///w/a.py", "file:///w/b.py", "file:///w/never.py", "untitled:c"]
+MARKER = "FUZZ_CODE_MARKER_9e3b"  # sent as document text, settings and params: must never reach the log
 EXAMPLES = int(os.environ.get("SPECLSP_FUZZ_EXAMPLES", "170"))  # about 10,500 messages in all
 SENT = {"messages": 0}
 
@@ -31,10 +32,10 @@ texts = st.one_of(
     st.text(max_size=200),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=100).map(lambda s: "def f():\n    " + s),
     st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(["\ud800", "a\x00b", "😀中文\n" * 30, "\udfff\ud800x", "x" * 5000]),
+    st.sampled_from([f"x = '{MARKER}'\n", MARKER, "\ud800", "a\x00b", "😀中文\n" * 30, "\udfff\ud800x", "x" * 5000]),
 )
 numbers = st.one_of(st.integers(-5, 40), st.sampled_from([-(2**31), 2**31 - 1, 2**53, 10**30]))
-anything = st.recursive(st.none() | st.booleans() | numbers | st.text(max_size=20),
+anything = st.recursive(st.none() | st.booleans() | numbers | st.text(max_size=20) | st.just(MARKER),
                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                                     max_size=3), max_leaves=8)
 
@@ -85,8 +86,9 @@ malformed = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def server(pair):
-    s = RawServer()
+def server(pair, tmp_path_factory):
+    log_file = tmp_path_factory.mktemp("fuzzlog") / "server.log"
+    s = RawServer(args=["--log-file", str(log_file)])  # the default level
     s.initialize({"target": str(pair[0]), "draft": str(pair[1]), "device": "cpu", "maxTokens": 2,
                   "maxDocumentChars": 200_000})
     assert s.wait_status()["state"] == "ready"
@@ -96,6 +98,8 @@ def server(pair):
     if "SPECLSP_FUZZ_EXAMPLES" not in os.environ:
         assert SENT["messages"] >= 10_000
     assert s.close() in (0, 1)
+    log = log_file.read_text()
+    assert "request" in log and MARKER not in log, "code reached the log"
 
 
 def probe(s: RawServer) -> None:
