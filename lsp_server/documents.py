@@ -24,6 +24,11 @@ def _units(char: str, encoding: str) -> int:
     return 2 if ord(char) > 0xFFFF else 1
 
 
+def text_units(text: str, encoding: str = "utf-16") -> int:
+    """The length of `text` in the units LSP positions count in."""
+    return sum(_units(ch, encoding) for ch in text)
+
+
 def line_start(source: str, line: int) -> int:
     """Offset of the first character of `line` (0-based)."""
     if line < 0:
@@ -61,7 +66,7 @@ def position_at(source: str, offset: int, encoding: str = "utf-16") -> tuple[int
     """The LSP (line, character) of a code-point offset."""
     line = source.count("\n", 0, offset)
     start = source.rfind("\n", 0, offset) + 1
-    return line, sum(_units(ch, encoding) for ch in source[start:offset])
+    return line, text_units(source[start:offset], encoding)
 
 
 def cursor_context(source: str, line: int, character: int, encoding: str = "utf-16") -> CursorContext:

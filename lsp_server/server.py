@@ -27,6 +27,7 @@ from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
 from .documents import PositionError, cursor_context
 from .engine.api import Cancelled
+from .items import inline_item
 from .prompt import CursorContext
 from .protocol import MAX_FRAME_BYTES, GuardedReader, SpeclspProtocol, parse_error_response
 from .scheduler import Scheduler, Superseded
@@ -257,6 +258,11 @@ def _brief(record: dict) -> dict:
     return {k: record[k] for k in keys if k in record}
 
 
+def _version(ls: SpeclspServer, uri: str) -> int | None:
+    doc = ls.workspace.text_documents.get(uri)
+    return None if doc is None else doc.version
+
+
 def _accept_command(rid: int) -> types.Command:
     return types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[rid])
 
@@ -310,15 +316,18 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: SpeclspServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        """Ghost text at the cursor: context → schedule → engine → post-process → one item."""
-        ctx = ls.cursor(params.text_document.uri, params.position)
+        """Ghost text at the cursor: context → schedule → engine → post-process → one item.
+
+        Nothing is answered for a document that changed while the request ran: the answer was made
+        for text the user no longer has, and a client that keeps old answers (Neovim) would show it."""
+        uri = params.text_document.uri
+        ctx, asked = ls.cursor(uri, params.position), _version(ls, uri)
         trigger = "invoked" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked else "automatic"
-        completion, rid = await ls.complete(params.text_document.uri, ctx, trigger)
-        if completion is None or not completion.text:
+        completion, rid = await ls.complete(uri, ctx, trigger)
+        if completion is None or not completion.text or _version(ls, uri) != asked:
             return types.InlineCompletionList(items=[])
-        here = types.Range(params.position, params.position)
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(
-            insert_text=completion.text, range=here, command=_accept_command(rid))])
+        return types.InlineCompletionList(items=[
+            inline_item(ctx, params.position, completion.text, _accept_command(rid), ls.encoding)])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
     async def completion(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
