@@ -72,5 +72,16 @@ def run_record_path(name: str) -> Path:
     return REPO / folder / "editor-runs" / name
 
 
+def inserted_by(text: str, cursor: int, start: int, end: int, new_text: str) -> str | None:
+    """What replacing text[start:end] (code-point offsets) with `new_text` inserts at `cursor`, or
+    None when that edit is not an insertion at the cursor. An inline completion item may replace
+    more than the cursor position (speclsp's replace the cursor line); this is what the user gets."""
+    new = text[:start] + new_text + text[end:]
+    grown = len(new) - len(text)
+    if grown <= 0 or new[:cursor] != text[:cursor] or new[cursor + grown:] != text[cursor:]:
+        return None
+    return new[cursor:cursor + grown]
+
+
 def tail(text: str, n: int) -> str:
     return "\n".join(text.strip().splitlines()[-n:])

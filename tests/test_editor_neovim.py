@@ -47,7 +47,16 @@ import pynvim  # a dev dependency: missing is an error, not a reason to skip
 import pytest
 
 from lsp_server.documents import offset_at
-from tests.editor_support import DEMO_TARGET, REPO, descendants, is_alive, kill_tree, run_record_path, tail
+from tests.editor_support import (
+    DEMO_TARGET,
+    REPO,
+    descendants,
+    inserted_by,
+    is_alive,
+    kill_tree,
+    run_record_path,
+    tail,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -369,9 +378,10 @@ class Run:
             self.problem(f"{when}: ghost text {shown!r} on screen was made for other text "
                          f"(request {item.get('request')}): {context(snap, cursor)}")
             return
-        after = (snap["text"][:cursor] + rest + snap["text"][cursor:]).split("\n")
         g = snap["ghost"]
-        screen, expected = on_screen(snap["screen"], after[g["row"]], len(g["lines"])), after[g["row"]:][:1 + len(g["lines"])]
+        after = (snap["text"][:cursor] + rest + snap["text"][cursor:]).split("\n")
+        expected = after[g["row"]:][:1 + len(g["lines"])]
+        screen = on_screen(snap["screen"], expected[0], len(g["lines"]))
         if screen != [line.rstrip() for line in expected]:
             self.problem(f"{when}: the screen shows {screen!r}, accepting would give {expected!r}")
 
@@ -388,7 +398,8 @@ class Run:
                          f"Tab at tick {rec['tick']})")
             return
         if rec["after"] != before[:cursor] + rest + before[cursor:]:
-            self.problem(f"the buffer after accepting is not prefix + suggestion + suffix: {diff(before, rec['after'])}")
+            self.problem("the buffer after accepting is not prefix + suggestion + suffix: "
+                         f"{diff(before, rec['after'])}")
         elif origin["tick"] != rec["tick"]:
             self.note(f"accepted the rest of a suggestion typed through: {rest!r}")
         else:
@@ -441,19 +452,14 @@ def suggestion(request: dict) -> tuple[int, str] | None:
     the item must amount to an insertion at that cursor, whatever range it replaces."""
     if not request.get("items"):
         return None
-    text, item = request["text"], request["items"][0]
-    enc = request["encoding"]
-    cursor = offset_at(text, request["line"], request["character"], enc)
-    start = end = cursor
+    text, item, enc = request["text"], request["items"][0], request["encoding"]
+    cursor = start = end = offset_at(text, request["line"], request["character"], enc)
     if item.get("range"):
         r = item["range"]
         start = offset_at(text, r["start"]["line"], r["start"]["character"], enc)
         end = offset_at(text, r["end"]["line"], r["end"]["character"], enc)
-    new = text[:start] + item["insert_text"] + text[end:]
-    grown = len(new) - len(text)
-    if grown <= 0 or new[:cursor] != text[:cursor] or new[cursor + grown:] != text[cursor:]:
-        return None
-    return cursor, new[cursor:cursor + grown]
+    inserted = inserted_by(text, cursor, start, end, item["insert_text"])
+    return None if inserted is None else (cursor, inserted)
 
 
 def continuation(request: dict, text: str, cursor: int) -> str | None:
@@ -485,7 +491,8 @@ def diff(before: str, after: str) -> str:
     j = 0
     while j < min(len(before), len(after)) - i and before[-1 - j] == after[-1 - j]:
         j += 1
-    return f"{before[max(0, i - 30):i]!r} + inserted {after[i:len(after) - j]!r} (replacing {before[i:len(before) - j]!r})"
+    inserted, replaced = after[i:len(after) - j], before[i:len(before) - j]
+    return f"{before[max(0, i - 30):i]!r} + inserted {inserted!r} (replacing {replaced!r})"
 
 
 # --- the test -------------------------------------------------------------------------------------
