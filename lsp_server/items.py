@@ -34,3 +34,11 @@ def inline_item(ctx: CursorContext, position: types.Position, text: str, command
         start=types.Position(position.line, 0),
         end=types.Position(position.line, position.character + text_units(after, encoding)))
     return types.InlineCompletionItem(insert_text=before + text + after, range=line, command=command)
+
+
+def inserted_text(item: types.InlineCompletionItem, line_prefix: str, line_suffix: str) -> str:
+    """What `item` inserts at the cursor of the line it was made for (`line_prefix` + cursor +
+    `line_suffix`): for our own client, `speclsp demo`, which prints the suggestion."""
+    text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+    assert text.startswith(line_prefix) and text.endswith(line_suffix), "the item was made for another line"
+    return text[len(line_prefix):len(text) - len(line_suffix)]

@@ -4,7 +4,7 @@ import pytest
 from lsprotocol import types
 
 from lsp_server.documents import cursor_context
-from lsp_server.items import inline_item
+from lsp_server.items import inline_item, inserted_text
 
 ACCEPTED = types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[7])
 
@@ -34,3 +34,11 @@ def test_inline_item_replaces_the_cursor_line(source, line, char, encoding, text
     assert item.insert_text == insert
     assert item.range == types.Range(types.Position(line, 0), types.Position(line, end))
     assert item.command is ACCEPTED
+
+
+def test_inserted_text_is_what_the_item_adds_at_the_cursor():
+    ctx = cursor_context("print(greet(name))\n", 0, 12)
+    item = inline_item(ctx, types.Position(0, 12), "'x', ", ACCEPTED, "utf-16")
+    assert inserted_text(item, "print(greet(", "name))") == "'x', "
+    with pytest.raises(AssertionError, match="another line"):
+        inserted_text(item, "x = (", "")
