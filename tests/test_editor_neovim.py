@@ -187,8 +187,9 @@ def readme_config() -> str:
 class Run:
     """One Neovim session: drives it, checks it, and keeps the transcript and the violations."""
 
-    def __init__(self, nvim, tmp: Path):
-        self.nvim, self.tmp = nvim, tmp
+    def __init__(self, nvim):
+        self.nvim = nvim
+        self.undo_to = self.first_row = 0  # where the current place started
         self.problems: list[str] = []
         self.log: list[str] = []
         self.latencies_ms: list[float] = []
@@ -272,9 +273,9 @@ class Run:
             snap = self.snapshot()
             final = self.lua("""
                 local tick = ...
-                for i = #speclsp_probe.requests, 1, -1 do
+                for i = #speclsp_probe.requests, 1, -1 do  -- the newest request about this text
                   local r = speclsp_probe.requests[i]
-                  if r.tick == tick and r.answered_ns then return i end
+                  if r.tick == tick then return r.answered_ns and i or nil end
                 end""", snap["tick"])
             if final is not None:
                 time.sleep(0.05)  # let Neovim redraw after the handler
@@ -517,7 +518,7 @@ def test_typing_in_neovim_with_the_readme_config(nvim_path, tmp_path, monkeypatc
     # -n: no swap file, or a stale one from an interrupted run blocks the next
     nvim = pynvim.attach("child", argv=[nvim_path, "-u", str(init_lua), "-i", "NONE", "-n", "--embed", "--headless"])
     nvim_pid = nvim.funcs.getpid()
-    run = Run(nvim, tmp_path)
+    run = Run(nvim)
     tree: set[int] = set()
     try:
         nvim.ui_attach(*SCREEN, rgb=True)
@@ -557,6 +558,56 @@ def test_typing_in_neovim_with_the_readme_config(nvim_path, tmp_path, monkeypatc
     assert run.counts["fresh ghost texts"] >= 3, f"too few ghost texts to prove anything: {run.counts}"
     assert run.counts["accepted"] >= 1, f"no ghost text was ever accepted: {run.counts}"
     assert not run.problems, "\n".join(run.problems)
+
+
+# --- the README's check, on its own ----------------------------------------------------------------
+
+# (line, cursor byte column, item: its client, range on the cursor's row as (start, end) byte
+# columns or None, text) -> what the README's speclsp_rest says is left to insert, or None.
+ITEM = "    return x + 1"
+REST_CASES = [
+    ("    return x", 12, ("speclsp", (0, 12), ITEM), ((0, 12), ITEM)),  # just made
+    ("    return x +", 14, ("speclsp", (0, 12), ITEM), ((0, 14), ITEM)),  # typed through
+    ("    return x + 1", 16, ("speclsp", (0, 12), ITEM), None),  # typed all of it: nothing left
+    ("    return y", 12, ("speclsp", (0, 12), ITEM), None),  # typed something else
+    ("    return ", 11, ("speclsp", (0, 12), ITEM), None),  # erased: the line is shorter than it was
+    ("    return x", 5, ("speclsp", (0, 12), ITEM), None),  # the cursor went back
+    ("print()", 6, ("speclsp", (0, 7), "print(x)"), ((0, 6), "print(x")),  # mid-line: up to the cursor
+    ("print(x)", 7, ("speclsp", (0, 7), "print(x)"), None),
+    ("print(y)", 6, ("speclsp", (0, 7), "print(x)"), None),  # the text after the cursor changed
+    ("s = '€'", 8, ("speclsp", (0, 9), "s = '€€'"), ((0, 8), "s = '€€")),  # byte columns
+    ("    return x", 12, ("other", None, "anything"), (None, "anything")),  # another server's item
+]
+
+REST_LUA = """
+local line, col, item = ...
+vim.o.virtualedit = 'onemore'  -- the cursor may sit after the last character, as in insert mode
+vim.lsp.get_client_by_id = function(id) return { name = id } end
+vim.api.nvim_buf_set_lines(0, 0, -1, true, { 'above', line })
+vim.api.nvim_win_set_cursor(0, { 2, col })
+%s
+local r = item.range ~= vim.NIL and vim.range(0, 1, item.range[1], 1, item.range[2]) or nil
+local range, text = speclsp_rest({ client_id = item.client, range = r, insert_text = item.text })
+if text == nil then return vim.NIL end
+assert(not range or (range.start_row == 1 and range.end_row == 1), 'the range left the cursor row')
+return { range and { range.start_col, range.end_col } or vim.NIL, text }
+"""
+
+
+def test_the_readme_check_of_what_is_left_of_an_item(nvim_path):
+    """The README's speclsp_rest, alone in a bare Neovim: it decides what Tab inserts and which
+    ghost text is hidden, so every way a line can move on from its item is a row here."""
+    config = readme_config()
+    rest = config[config.index("local function speclsp_rest"):config.index("-- Hide a ghost text")]
+    nvim = pynvim.attach("child", argv=[nvim_path, "-u", "NONE", "-i", "NONE", "-n", "--embed", "--headless"])
+    try:
+        for line, col, (client, span, text), expected in REST_CASES:
+            item = {"client": client, "range": list(span) if span else None, "text": text}
+            got = nvim.exec_lua(REST_LUA % rest, line, col, item)
+            got = got and (got[0] and tuple(got[0]), got[1])
+            assert got == expected, f"line {line!r}, cursor {col}, item {item}"
+    finally:
+        quit_nvim(nvim)
 
 
 def watch_status(nvim) -> None:
