@@ -18,6 +18,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from .items import inserted_text
+
 SAMPLE = Path(__file__).parent / "samples" / "inventory.py"
 
 
@@ -166,7 +168,7 @@ async def _type_line(client, uri: str, row: int, scenario: Scenario, version: in
         latencies.append(ms)
         stats = (await client.workspace_execute_command_async(
             types.ExecuteCommandParams("speclsp.stats")))["requests"][-1]
-        text = result.items[0].insert_text if result and result.items else ""
+        text = inserted_text(result.items[0], line[:col], "") if result and result.items else ""  # tail deleted
         shown.append(f"    {line[:col].strip()!s:<40} ⟶ {text!r:<40} {ms:6.0f} ms  "
                      f"prompt {stats.get('prompt_tokens', 0)} (reused {stats.get('reused_tokens', 0)}), "
                      f"generated {stats.get('generated_tokens', 0)}, "

@@ -40,7 +40,7 @@ def _units(char: str, encoding: str) -> int:
 LINE_BLOCK = 1 << 16  # characters whose newlines are counted at once when looking for a line
 
 
-def text_units(text: str, encoding: str) -> int:
+def text_units(text: str, encoding: str = "utf-16") -> int:
     """Length of `text` in the encoding's code units."""
     if encoding == "utf-8":
         return len(text.encode("utf-8", "surrogatepass"))

@@ -27,6 +27,7 @@ from .config import Settings, SettingsMessages, settings_from_lsp
 from .documents import PositionError, SyncedWorkspace, cursor_context
 from .engine.api import Cancelled
 from .framing import FrameReader
+from .items import inline_item
 from .prompt import CursorContext
 from .protocol import SpeclspProtocol, serve_frames, stdin_chunks
 from .scheduler import Scheduler, Superseded
@@ -368,6 +369,11 @@ def _brief(record: dict) -> dict:
     return {k: record[k] for k in keys if k in record}
 
 
+def _version(ls: SpeclspServer, uri: str) -> int | None:
+    doc = ls.workspace.text_documents.get(uri)
+    return None if doc is None else doc.version
+
+
 def _accept_command(rid: int) -> types.Command:
     return types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[rid])
 
@@ -428,17 +434,20 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: SpeclspServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        """Ghost text at the cursor: context → schedule → engine → post-process → one item."""
-        ctx = ls.cursor(params.text_document.uri, params.position)
+        """Ghost text at the cursor: context → schedule → engine → post-process → one item.
+
+        Nothing is answered for a document that changed while the request ran: the answer was made
+        for text the user no longer has, and a client that keeps old answers (Neovim) would show it."""
+        uri = params.text_document.uri
+        ctx, asked = ls.cursor(uri, params.position), _version(ls, uri)
         if ctx is None:
             return types.InlineCompletionList(items=[])
         trigger = "invoked" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked else "automatic"
-        completion, rid = await ls.complete(params.text_document.uri, ctx, trigger)
-        if completion is None or not completion.text:
+        completion, rid = await ls.complete(uri, ctx, trigger)
+        if completion is None or not completion.text or _version(ls, uri) != asked:
             return types.InlineCompletionList(items=[])
-        here = types.Range(params.position, params.position)
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(
-            insert_text=completion.text, range=here, command=_accept_command(rid))])
+        return types.InlineCompletionList(items=[
+            inline_item(ctx, params.position, completion.text, _accept_command(rid), ls.encoding)])
 
     async def completion_fallback(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
         """The fallback for editors without inline completion: one item whose text is the completion.

@@ -155,3 +155,49 @@ async def test_newest_request_wins_without_cancel(slow_client: LanguageClient):
     stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
     flags = sorted((r["id"], r["cancelled"]) for r in stats["requests"][-4:])
     assert [f for _, f in flags] == [True, True, True, False]
+
+
+CANDIDATES = [(6, 0), (5, 0), (4, 4), (4, 29), (1, 0)]  # places in TEXT: line ends, an empty line, mid-line
+
+
+async def first_answer(client: LanguageClient, uri: str) -> tuple[tuple[int, int], types.InlineCompletionItem]:
+    """The first candidate place where the tiny model has something to say (greedy: it always will)."""
+    for line, char in CANDIDATES:
+        result = await client.text_document_inline_completion_async(inline_params(uri, line, char))
+        if result.items:
+            return (line, char), result.items[0]
+    pytest.fail(f"the tiny model suggested nothing at any of {CANDIDATES}")
+
+
+async def test_inline_item_replaces_the_cursor_line(client: LanguageClient):
+    """An item carries the line it was made for: it replaces the whole cursor line with that line
+    plus the suggestion, so a client can tell whether it still fits after more typing."""
+    open_doc(client, URI, TEXT)
+    for line, char in CANDIDATES:
+        result = await client.text_document_inline_completion_async(inline_params(URI, line, char))
+        if not result.items:
+            continue
+        item, text = result.items[0], TEXT.split("\n")[line]
+        cut = len(text.encode("utf-16-le")[:2 * char].decode("utf-16-le"))  # UTF-16 units to characters
+        before, after = text[:cut], text[cut:]
+        assert item.range == types.Range(types.Position(line, 0),
+                                         types.Position(line, len(text.encode("utf-16-le")) // 2))
+        assert item.insert_text.startswith(before) and item.insert_text.endswith(after)
+        assert len(item.insert_text) > len(text), "the item suggests nothing"
+
+
+async def test_answer_for_a_document_that_changed_meanwhile_is_empty(slow_client: LanguageClient):
+    """Neovim shows an answer that arrives after the user typed on, and Tab would insert it: an
+    answer computed for a document version that changed while it ran is answered empty."""
+    client = slow_client
+    other = "file:///work/other.py"
+    open_doc(client, other, TEXT)
+    (line, char), _ = await first_answer(client, other)  # the same text elsewhere: a non-empty answer
+    open_doc(client, URI, TEXT)
+    pending = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(URI, line, char)))
+    await asyncio.sleep(0.3)  # the request is running (150 ms per model forward)
+    insert(client, URI, 2, 0, 0, "#")  # the user types on, above the cursor
+    result = await pending
+    assert not result.items
+    stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
+    assert stats["requests"][-1]["text_chars"] > 0, "the model had a suggestion: it was withheld, not empty"

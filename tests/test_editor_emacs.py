@@ -29,13 +29,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.editor_support import DEMO_TARGET, REPO, SOURCE, descendants, kill_tree, tail
+from tests.editor_support import (
+    DEMO_TARGET,
+    REPO,
+    SOURCE,
+    descendants,
+    inserted_by,
+    kill_tree,
+    run_record_path,
+    tail,
+)
 
 pytestmark = pytest.mark.editor
 
 INSTALL = REPO / "scripts" / "install_emacs_lsp.sh"
 TOOLS_DIR = REPO / ".tools" / "emacs-lsp"
-RUN_RECORD = REPO / "docs" / "editor-runs" / "emacs.txt"
+RUN_RECORD = run_record_path("emacs.txt")
 RESULT_TAG = "SPECLSP-RESULT "
 
 CURSOR_LINE = 6  # 1-based: the indented empty line inside fibonacci(), where the driver types
@@ -381,6 +390,21 @@ def diagnostics(tmp: Path) -> str:
     return "\n".join(parts) or "(no logs)"
 
 
+def item_insertion(result: dict) -> str | None:
+    """What the accepted item inserts at point: its range (UTF-32 positions, lsp-mode's choice) and
+    text say which part of `before` it replaces and with what."""
+    lines = result["before"].split("\n")
+
+    def offset(line: int, column: int) -> int:
+        return sum(len(text) + 1 for text in lines[:line]) + column
+
+    item, cursor = result["item"], offset(result["line"], result["column"])
+    r = item.get("range")
+    start, end = (offset(r["start"]["line"], r["start"]["character"]),
+                  offset(r["end"]["line"], r["end"]["character"])) if r else (cursor, cursor)
+    return inserted_by(result["before"], cursor, start, end, item["insertText"])
+
+
 def inserted(before: str, line: int, column: int, text: str) -> str:
     """`before` with `text` inserted at (line, column), 0-based, column in characters."""
     lines = before.split("\n")
@@ -403,10 +427,11 @@ def test_lsp_mode_shows_and_accepts_inline_completion(emacs_load_path, request, 
     driver = write_driver(LSP_MODE_EL, tmp_path, source, options, tmp_path / "server.log", "lsp-mode")
     result, _, wall = run_emacs(emacs_load_path, driver, tmp_path)
 
-    suggestion = result["suggestion"]
+    suggestion = item_insertion(result)
     assert isinstance(suggestion, str) and suggestion.strip(), f"empty suggestion: {result}"
-    # the overlay shows exactly the item (it is anchored at point, at the end of the line)
-    assert result["shown"] == suggestion, f"overlay shows {result['shown']!r}, item is {suggestion!r}"
+    # the overlay shows exactly what the item inserts at point (it replaces the line up to point
+    # with the same text, which the overlay draws as it is)
+    assert result["shown"] == suggestion, f"overlay shows {result['shown']!r}, item inserts {suggestion!r}"
     # accepting inserts exactly the suggestion at point, and leaves point after it
     expected = inserted(result["before"], result["line"], result["column"], suggestion)
     assert result["after"] == expected, f"buffer after accepting:\n{result['after']}\nexpected:\n{expected}"
@@ -426,7 +451,7 @@ def test_lsp_mode_shows_and_accepts_inline_completion(emacs_load_path, request, 
         *common_lines(result, options, wall),
         f"overlay:    {result['shown_at'] - result['ready']:.1f} s after ready",
         "",
-        "suggestion (textDocument/inlineCompletion insertText, repr):",
+        "suggestion (what the item inserts at point, repr):",
         f"  {suggestion!r}",
         "",
         "buffer after lsp-inline-completion-accept:",
