@@ -64,6 +64,7 @@ class SpeclspServer(LanguageServer):
         self.progress_token: str | None = None  # the client's progress bar while models load
         self.told: set[str] = set()  # messages already shown or logged: each goes out once
         self.oversized: set[str] = set()  # documents over maxDocumentChars, already said so
+        self.out_of_sync: set[str] = set()  # documents whose edits could not be applied
         self.reader: FrameReader | None = None
         self.exit_code: int | None = None  # set by `exit`; else decided when the input ends
 
@@ -228,19 +229,32 @@ class SpeclspServer(LanguageServer):
 
     def cursor(self, uri: str, position: types.Position) -> CursorContext | None:
         """The text around the cursor of an open document; bad params are the client's error.
-        None for a document over maxDocumentChars: no completions there, and it is said once."""
+        None for a document over maxDocumentChars or out of sync with the editor (an edit's range
+        did not exist in it): no completions there, and it is said once."""
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open")
+        if getattr(doc, "sync_error", None):
+            self._out_of_sync(uri, doc.sync_error)
+            return None
         source = doc.source
         if len(source) > self.settings.max_document_chars:
             self._too_large(uri, len(source))
             return None
+        self.out_of_sync.discard(uri)
         self.oversized.discard(uri)  # fits again: say so again if it grows past the limit
         try:
             return cursor_context(source, position.line, position.character, self.encoding)
         except PositionError as e:
             raise JsonRpcInvalidParams(str(e)) from e
+
+    def _out_of_sync(self, uri: str, error: str) -> None:
+        """Once per document: its copy here no longer matches the editor's, so completions would
+        be made for text that does not exist. Reopening the file (or a full sync) mends it."""
+        if uri in self.out_of_sync:
+            return
+        self.out_of_sync.add(uri)
+        self.tell(f"speclsp: lost track of {uri.rsplit('/', 1)[-1]}: {error[:120]}; reopen the file")
 
     def _too_large(self, uri: str, size: int) -> None:
         if uri in self.oversized:
