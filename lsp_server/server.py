@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import re
 import sys
 import threading
@@ -42,6 +43,7 @@ COMPLETION_OPTIONS = types.CompletionOptions(trigger_characters=[".", "(", " "])
 # information; any other notice is about a model the settings named and could not be used.
 CHOSEN_BY_ITSELF = "is not on this machine"
 WORD_RE = re.compile(r"[\w$]*$")
+EDITOR_CHECK_S = 1.0  # how often the editor's process is looked for
 WARM_AFTER_S = 0.3  # typing pause after which a document's prompt is prefilled in the background
 
 
@@ -117,6 +119,18 @@ class SpeclspServer(LanguageServer):
             self.reader.close()
         elif self.protocol.writer is not None:
             self.protocol.writer.close()  # over TCP, closing the connection ends its loop
+
+    def watch_editor(self, pid: int) -> None:
+        """End the session when the editor's process is gone (LSP's `processId`): something else
+        may still hold our stdin open, and a server outliving its editor keeps the GPU busy."""
+        def check() -> None:
+            if _alive(pid):
+                self.loop.call_later(EDITOR_CHECK_S, check)
+            else:
+                log.warning("the editor (process %d) is gone: ending", pid)
+                self.end_session(1)
+
+        self.loop.call_later(EDITOR_CHECK_S, check)
 
     def shutdown(self) -> None:
         """After the session: stop the model work and the reader without waiting for their threads.
@@ -371,6 +385,16 @@ class _Discard:
         pass
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -402,6 +426,8 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         ls.protocol._workspace = SyncedWorkspace.like(ls.workspace)  # edits applied by LSP's line rule
         ls.client_name = params.client_info.name if params.client_info else ""
         ls.configure(params.initialization_options or {})
+        if params.process_id:
+            ls.watch_editor(params.process_id)
         # capabilities are built after this handler; a later TCP session decides afresh for its client
         ls.protocol.fm.features.pop(types.TEXT_DOCUMENT_COMPLETION, None)
         ls.protocol.fm.feature_options.pop(types.TEXT_DOCUMENT_COMPLETION, None)

@@ -74,3 +74,27 @@ async def test_closed_stdin_ends_the_process(client: LanguageClient):
     client.ended = True
     client.stderr.process.stdin.close()
     assert await exit_code(client) == 1
+
+
+def test_the_server_ends_when_the_editor_process_is_gone(pair):
+    """Something else still holds the server's stdin open, but the editor named in `processId` died."""
+    import subprocess
+    import sys
+
+    from tests.raw_lsp import RawServer
+
+    editor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    server = RawServer()
+    try:
+        server.request("initialize", {"processId": editor.pid, "rootUri": None, "capabilities": {},
+                                      "initializationOptions": {"target": str(pair[0]), "draft": "none",
+                                                                "device": "cpu"}})
+        server.notify("initialized", {})
+        assert server.proc.poll() is None
+        editor.kill()
+        editor.wait()
+        assert server.proc.wait(EXITS_WITHIN_S) == 1
+    finally:
+        editor.kill()
+        if server.proc.poll() is None:
+            server.proc.kill()
