@@ -66,6 +66,7 @@ class SpeclspServer(LanguageServer):
         self.progress_token: str | None = None  # the client's progress bar while models load
         self.told: set[str] = set()  # messages already shown or logged: each goes out once
         self.oversized: set[str] = set()  # documents over maxDocumentChars, already said so
+        self.loads_pending = 0  # model loads submitted and not yet finished
         self.out_of_sync: set[str] = set()  # documents whose edits could not be applied
         self.reader: FrameReader | None = None
         self.exit_code: int | None = None  # set by `exit`; else decided when the input ends
@@ -204,24 +205,31 @@ class SpeclspServer(LanguageServer):
             self.tell(problem)
         reload = self.service.apply(settings)
         self.settings = settings
-        if reload and (self.service.models is not None or self.load_error):  # loaded, or failed to
-            self.start_loading()
+        if reload and (self.service.models is not None or self.load_error or self.loads_pending):
+            self.start_loading()  # while a load runs, this one is queued behind it and wins
 
     def start_loading(self) -> None:
-        """Load (or reload) the models on the worker, reporting progress and status."""
+        """Load (or reload) the models on the worker, reporting progress and status. A load asked
+        for while one runs is queued behind it (the scheduler's newest-wins), so a setting changed
+        during loading is applied when the running load ends."""
         self.status("loading", "loading models", progress=0)
+        self.loads_pending += 1
 
         def load(cancel) -> None:
             t0 = time.monotonic()
             try:
                 info = self.service.load(lambda msg, pct: self.status("loading", msg, progress=pct))
             except Exception as e:  # ModelError and anything unexpected: the server stays up
+                self.loads_pending -= 1
                 self.load_error = str(e)
                 log.exception("model loading failed")
                 self.status("error", str(e))
                 self.tell(f"speclsp: {e}", types.MessageType.Error)
                 return
+            self.loads_pending -= 1
             self.load_error = None
+            if self.loads_pending:
+                return  # a newer load waits: its settings are the ones to announce
             info["startup_ms"] = round((time.monotonic() - t0) * 1e3)
             log.info("models ready: %s", info)
             self.status("ready", self._announce(self.service.notices) or f"ready: {info['target']}", models=info)

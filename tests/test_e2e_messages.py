@@ -142,3 +142,20 @@ def test_pygls_records_lose_what_may_be_code():
                                "Unable to deserialize message\n%s", (f"Traceback ... {marker}",), None)
     withhold_pygls_details(record)
     assert marker not in logging.Formatter().format(record)
+
+
+def test_a_setting_changed_while_loading_is_applied(pair):
+    """A model setting changed while the first load runs starts a new load once it ends."""
+    from tests.raw_lsp import RawServer
+
+    s = RawServer()
+    try:
+        s.initialize({"target": str(pair[0]), "draft": str(pair[1]), "device": "cpu"})
+        s.notify("workspace/didChangeConfiguration", {"settings": {"speclsp": {"draft": "none"}}})
+        for _ in range(3):  # the first ready may be skipped, never the last one
+            status = s.wait_status(timeout=120)
+            if status.get("models", {}).get("draft", "x") is None:
+                break
+        assert status["state"] == "ready" and status["models"]["draft"] is None, status
+    finally:
+        s.close()

@@ -67,6 +67,23 @@ def test_pickled_weights_are_refused(pair, tmp_path):
         load_models(Settings(target=str(model_dir), draft="none", device="cpu"))
 
 
+def test_an_index_pointing_at_pickled_weights_is_refused(pair, tmp_path):
+    """transformers follows model.safetensors.index.json to whatever file it names."""
+    import json
+
+    model_dir = tmp_path / "indexed"
+    model = tiny_llama(516, 32, 1, seed=0)
+    model.config.save_pretrained(model_dir)
+    torch.save(model.state_dict(), model_dir / "pytorch_model.bin")
+    index = {"metadata": {}, "weight_map": {name: "pytorch_model.bin" for name in model.state_dict()}}
+    (model_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    for f in pair[0].iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            (model_dir / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ModelError, match="only safetensors"):
+        load_models(Settings(target=str(model_dir), draft="none", device="cpu"))
+
+
 def test_document_text_never_reaches_the_log(pair, tmp_path):
     log = tmp_path / "server.log"
     secret = "SECRET_TOKEN_4f9a2b"

@@ -11,6 +11,7 @@ otherwise the embedded demo pair shipped inside the package.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -186,6 +187,7 @@ def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Mod
     """`src` is a directory (see model_dir)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    check_safetensors_only(src)
     try:
         config = AutoConfig.from_pretrained(src, trust_remote_code=False, local_files_only=True)
     except Exception as e:
@@ -203,6 +205,28 @@ def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Mod
                          "device 'cpu', or a smaller model") from e
     except Exception as e:
         raise ModelError(_explain(src, "model weights", e)) from e
+
+
+def check_safetensors_only(path: str) -> None:
+    """Refuse a directory whose weights are anything but safetensors files, whatever its index
+    says: transformers follows `model.safetensors.index.json` to any file it names, and a pickled
+    checkpoint can run code when it is read."""
+    folder = Path(path)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            files = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelError(f"{index} cannot be read ({type(e).__name__}); check the directory") from e
+    else:
+        files = {"model.safetensors"}
+    bad = sorted(str(f)[:80] for f in files if not str(f).endswith(".safetensors") or "/" in str(f) or "\\" in str(f))
+    if bad:
+        raise ModelError(f"{path}: only safetensors weights are loaded, but the index names {', '.join(bad[:3])}")
+    missing = sorted(f for f in files if not (folder / f).is_file())
+    if missing:
+        raise ModelError(f"{path}: no safetensors weights ({', '.join(missing[:3])} missing); pickled "
+                         "checkpoints (.bin, .pt) are not loaded")
 
 
 def _fp32_bytes(config) -> int:
