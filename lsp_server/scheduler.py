@@ -6,17 +6,22 @@ at once as superseded, and one already running has its cancel flag set, which th
 checks between model steps. Neovim never cancels superseded requests, so this is what keeps it
 responsive. Background jobs (prefill on open, prefetch after an answer) run only when no
 foreground job waits, and any new foreground job cancels the one running.
+
+A job's future may already be cancelled when the scheduler answers it: the client's
+`$/cancelRequest` cancels the awaiting task, which cancels the future while the job is still
+queued. Every answer therefore goes through `_settle`, which leaves a finished future alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +63,7 @@ class Scheduler:
         job = Job(key, fn, foreground, seq=next(self._seq))
         with self._cond:
             if self._closed:
-                job.future.set_exception(RuntimeError("scheduler closed"))
+                _settle(job.future, RuntimeError("scheduler closed"))
                 return job
             if supersede:
                 self._supersede(key, foreground)
@@ -86,7 +91,7 @@ class Scheduler:
             self._closed = True
             for job in self._queue:
                 job.cancel.set()
-                job.future.set_exception(RuntimeError("server shutting down"))
+                _settle(job.future, RuntimeError("server shutting down"))
             self._queue.clear()
             if self._running is not None:
                 self._running.cancel.set()
@@ -102,7 +107,7 @@ class Scheduler:
         for job in [j for j in self._queue if replaced(j)]:
             self._queue.remove(job)
             job.cancel.set()
-            job.future.set_exception(Superseded())
+            _settle(job.future, Superseded())
         if self._running is not None and replaced(self._running):
             self._running.cancel.set()
 
@@ -122,13 +127,21 @@ class Scheduler:
         while (job := self._next()) is not None:
             try:
                 if not job.future.set_running_or_notify_cancel():
-                    continue
+                    continue  # cancelled by the client while it waited
                 result = job.fn(job.cancel)
             except BaseException as e:  # the worker must outlive any job
-                if not job.future.done():
-                    job.future.set_exception(e)
+                _settle(job.future, e)
             else:
-                job.future.set_result(result)
+                _settle(job.future, result=result)
             finally:
                 with self._cond:
                     self._running = None
+
+
+def _settle(future: Future, error: BaseException | None = None, *, result: Any = None) -> None:
+    """Answer a job's future unless it is already done (cancelled by the client, or answered)."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
