@@ -73,6 +73,12 @@ class Scheduler:
             self._cond.notify()
         return job
 
+    def supersede(self, key: str) -> None:
+        """A request for `key` answered without the worker is still the newest for its document:
+        older work for the document is answered as superseded or told to stop."""
+        with self._cond:
+            self._supersede(key, foreground=True)
+
     async def run(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True) -> Any:
         """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag."""
         job = self.submit(key, fn, foreground)
