@@ -26,9 +26,9 @@ from .stopping import emit_all
 # Prompt tokens per forward, at most. On a GPU one forward over the whole prompt lets attention use
 # its flash kernels. On a CPU a forward cannot be interrupted, and a request arriving during a
 # background prefill waits for the chunk in flight, so the chunk is sized from the measured prefill
-# speed to take about PREEMPT_MS. Demo pair, 2-core CPU, 2048-token prompt: 512-token chunks take
-# 170 ms each, 256 take 97 ms at 10% less throughput, 32 take 30 ms at a third of it, 16 take 18 ms
-# at a fifth: below CPU_CHUNK_MIN throughput falls faster than the wait (docs/benchmarks.md).
+# speed to take about PREEMPT_MS. Demo pair, 2-core CPU, 2048-token prompt (`speclsp bench wait`):
+# 512-token chunks take 150-170 ms each, 256 take 78-89 ms at 3-5% less throughput, 32 take 18-24 ms
+# at half of it, 16 take 14-19 ms at a third: below CPU_CHUNK_MIN the wait hardly drops.
 PREFILL_CHUNK = {"cpu": 512, "cuda": 8192}
 PREEMPT_MS = 100
 CPU_CHUNK_MIN = 32
