@@ -2,8 +2,9 @@
 
 SPECLSP_FAULTS is a comma-separated list:
   slow_step_ms=N   sleep N ms before every target forward (makes cancellation observable)
-  error_on=N       raise RuntimeError in the model worker on the N-th completion request
-  oom_on=N         raise an out-of-memory error on the N-th completion request
+  error_on=N       raise RuntimeError in the model worker on the N-th completion request it runs
+  oom_on=N         raise an out-of-memory error on the N-th completion request it runs
+(typed-through answers never reach the worker, so they do not count).
 These simulate what tests cannot provoke on demand; nothing else reads the variable.
 """
 

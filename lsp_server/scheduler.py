@@ -80,13 +80,19 @@ class Scheduler:
             self._supersede(key, foreground=True)
 
     async def run(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True) -> Any:
-        """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag."""
+        """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag.
+
+        A result that arrives after a newer request replaced this one (the job ran past its last
+        check of the flag) is stale: the newer answer may already have gone out, so raise Superseded."""
         job = self.submit(key, fn, foreground)
         try:
-            return await asyncio.wrap_future(job.future)
+            result = await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:
             job.cancel.set()
             raise
+        if job.cancel.is_set():
+            raise Superseded()
+        return result
 
     def busy(self) -> bool:
         with self._cond:

@@ -15,6 +15,7 @@ from lsp_server.engine.api import Cancelled
 from lsp_server.prompt import CursorContext
 from lsp_server.scheduler import Superseded
 from lsp_server.server import SpeclspServer
+from lsp_server.service import Completion
 from tests.fixtures import corpus_text
 
 URI = "file:///work/typing.py"
@@ -141,3 +142,46 @@ def test_a_cancelled_background_prefill_keeps_what_it_computed(server, monkeypat
     monkeypatch.setattr(faults, "before_forward", lambda: None)
     stats = server.service.warm(LONG, URI)
     assert 0 < stats["reused_tokens"] < stats["prompt_tokens"] - 1  # the two chunks computed are kept
+
+
+async def test_an_older_request_finishing_after_a_typed_through_answer_answers_empty(monkeypatch):
+    """The older request is past its last cancel check when the typed-through answer goes out: its
+    late result must not reach the editor after the newer answer."""
+    server = SpeclspServer(Settings())
+    server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
+    running, release = threading.Event(), threading.Event()
+
+    def slow_complete(ctx, key, cancel):
+        running.set()
+        release.wait(30)
+        return Completion("stale text")
+
+    monkeypatch.setattr(server.service, "engine", object())  # ready
+    monkeypatch.setattr(server.service, "complete", slow_complete)
+    monkeypatch.setattr(server.service, "prefetch", lambda *args: None)
+    try:
+        older = asyncio.ensure_future(server.complete(URI, CursorContext("x = ", "\n"), "automatic"))
+        await asyncio.get_running_loop().run_in_executor(None, running.wait, 5)
+        newer, _ = await server.complete(URI, CursorContext(SHOWN.prefix + "3.1", SHOWN.suffix), "automatic")
+        assert newer.text == "4 * r ** 2"
+        release.set()
+        late, _ = await asyncio.wait_for(older, 10)
+        assert late is None
+        assert [r["cancelled"] for r in server.stats] == [False, True]  # typed through, then the older one
+    finally:
+        release.set()
+        server.scheduler.close()
+
+
+async def test_a_result_that_arrives_after_the_request_was_superseded_is_not_an_answer():
+    from lsp_server.scheduler import Scheduler
+
+    s = Scheduler()
+    running, release = threading.Event(), threading.Event()
+    task = asyncio.ensure_future(s.run("doc", lambda cancel: (running.set(), release.wait(30), "late")[-1]))
+    await asyncio.get_running_loop().run_in_executor(None, running.wait, 5)
+    s.supersede("doc")
+    release.set()
+    with pytest.raises(Superseded):
+        await asyncio.wait_for(task, 10)
+    s.close()
