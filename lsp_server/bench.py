@@ -7,6 +7,8 @@ Suites:
   cpu     the embedded demo pair on held-out standard-library code: acceptance and speed-up,
           and the copy drafter on edits that repeat nearby code.
   replay  a typing session replayed keystroke by keystroke (see replay.py).
+  wait    how long a request waits for the model worker while it prefills in the background:
+          prefill cost per chunk size, and request waits through the in-process server.
 """
 
 from __future__ import annotations
@@ -80,8 +82,12 @@ def run_bench(args) -> int:
         from .replay import replay_suite
 
         result = replay_suite(args)
+    elif suite == "wait":
+        from .bench_wait import wait_suite
+
+        result = wait_suite(args)
     else:
-        print(f"unknown suite {suite!r}: gpu, cpu or replay", file=sys.stderr)
+        print(f"unknown suite {suite!r}: gpu, cpu, replay or wait", file=sys.stderr)
         return 2
     result = {"suite": suite, "command": " ".join(["speclsp", *sys.argv[1:]]), "env": environment(), **result}
     text = json.dumps(result, indent=1)

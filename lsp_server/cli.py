@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="benchmarks; prints JSON")
-    p.add_argument("suite", nargs="?", default="cpu", help="cpu | gpu | replay")
+    p.add_argument("suite", nargs="?", default="cpu", help="cpu | gpu | replay | wait")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--small", action="store_true", help="gpu suite: scaled-down shapes (runs on a CPU)")

@@ -3,8 +3,9 @@
 SPECLSP_FAULTS is a comma-separated list:
   slow_step_ms=N   sleep N ms before every target forward once the first completion request has
                    come (makes cancellation observable; start-up work such as calibration is not slowed)
-  error_on=N       raise RuntimeError in the model worker on the N-th completion request
-  oom_on=N         raise an out-of-memory error on the N-th completion request
+  error_on=N       raise RuntimeError in the model worker on the N-th completion request it runs
+  oom_on=N         raise an out-of-memory error on the N-th completion request it runs
+(typed-through answers never reach the worker, so they do not count).
 These simulate what tests cannot provoke on demand; nothing else reads the variable.
 """
 

@@ -6,17 +6,22 @@ at once as superseded, and one already running has its cancel flag set, which th
 checks between model steps. Neovim never cancels superseded requests, so this is what keeps it
 responsive. Background jobs (prefill on open, prefetch after an answer) run only when no
 foreground job waits, and any new foreground job cancels the one running.
+
+A job's future may already be cancelled when the scheduler answers it: the client's
+`$/cancelRequest` cancels the awaiting task, which cancels the future while the job is still
+queued. Every answer therefore goes through `_settle`, which leaves a finished future alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +63,7 @@ class Scheduler:
         job = Job(key, fn, foreground, seq=next(self._seq))
         with self._cond:
             if self._closed:
-                job.future.set_exception(RuntimeError("scheduler closed"))
+                _settle(job.future, RuntimeError("scheduler closed"))
                 return job
             if supersede:
                 self._supersede(key, foreground)
@@ -68,14 +73,26 @@ class Scheduler:
             self._cond.notify()
         return job
 
+    def supersede(self, key: str) -> None:
+        """A request for `key` answered without the worker is still the newest for its document:
+        older work for the document is answered as superseded or told to stop."""
+        with self._cond:
+            self._supersede(key, foreground=True)
+
     async def run(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True) -> Any:
-        """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag."""
+        """Submit and await. An asyncio cancel ($/cancelRequest) sets the job's cancel flag.
+
+        A result that arrives after a newer request replaced this one (the job ran past its last
+        check of the flag) is stale: the newer answer may already have gone out, so raise Superseded."""
         job = self.submit(key, fn, foreground)
         try:
-            return await asyncio.wrap_future(job.future)
+            result = await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:
             job.cancel.set()
             raise
+        if job.cancel.is_set():
+            raise Superseded()
+        return result
 
     def busy(self) -> bool:
         with self._cond:
@@ -86,7 +103,7 @@ class Scheduler:
             self._closed = True
             for job in self._queue:
                 job.cancel.set()
-                job.future.set_exception(RuntimeError("server shutting down"))
+                _settle(job.future, RuntimeError("server shutting down"))
             self._queue.clear()
             if self._running is not None:
                 self._running.cancel.set()
@@ -102,7 +119,7 @@ class Scheduler:
         for job in [j for j in self._queue if replaced(j)]:
             self._queue.remove(job)
             job.cancel.set()
-            job.future.set_exception(Superseded())
+            _settle(job.future, Superseded())
         if self._running is not None and replaced(self._running):
             self._running.cancel.set()
 
@@ -122,13 +139,21 @@ class Scheduler:
         while (job := self._next()) is not None:
             try:
                 if not job.future.set_running_or_notify_cancel():
-                    continue
+                    continue  # cancelled by the client while it waited
                 result = job.fn(job.cancel)
             except BaseException as e:  # the worker must outlive any job
-                if not job.future.done():
-                    job.future.set_exception(e)
+                _settle(job.future, e)
             else:
-                job.future.set_result(result)
+                _settle(job.future, result=result)
             finally:
                 with self._cond:
                     self._running = None
+
+
+def _settle(future: Future, error: BaseException | None = None, *, result: Any = None) -> None:
+    """Answer a job's future unless it is already done (cancelled by the client, or answered)."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

@@ -325,7 +325,7 @@ class SpeclspServer(LanguageServer):
 
         completion = None
         try:
-            completion = await self.scheduler.run(uri, job)
+            completion = self.typed_through(uri, ctx) or await self.scheduler.run(uri, job)
         except (Superseded, Cancelled):
             record["cancelled"] = True
         except asyncio.CancelledError:
@@ -348,6 +348,15 @@ class SpeclspServer(LanguageServer):
         if completion is not None and completion.text:
             self.background(uri, lambda cancel: self.service.prefetch(ctx, uri, completion.text, cancel))
         return completion, rid
+
+    def typed_through(self, uri: str, ctx: CursorContext) -> Completion | None:
+        """The rest of a shown suggestion the user is typing through, answered here on the event
+        loop: a lookup in memory must not queue behind model work. Older work for the document
+        is superseded as it would be by a scheduled request."""
+        completion = self.service.typed_through(ctx, uri)
+        if completion is not None:
+            self.scheduler.supersede(uri)
+        return completion
 
     def background(self, uri: str, fn) -> None:
         """Low-priority model work; any real request preempts it, and its failures are only logged."""

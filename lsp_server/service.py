@@ -79,14 +79,22 @@ class CompletionService:
         user is typing what it showed, else computed. Raises engine Cancelled when `cancel` is set.
         `arrived`: time.monotonic() when the request reached the server, where its time budget starts."""
         faults.before_request()
-        rest = self.suggestions.lookup(key, ctx)
-        if rest is not None:
-            from .engine.api import Stats
-
-            return Completion(rest, {**Stats(finish_reason="typed_through").as_dict(), "typed_through": True})
+        typed = self.typed_through(ctx, key)
+        if typed is not None:
+            return typed
         completion = self.compute(ctx, key, cancel, arrived)
         self.suggestions.remember(key, ctx, completion.text)
         return completion
+
+    def typed_through(self, ctx: CursorContext, key: str) -> Completion | None:
+        """The rest of a suggestion the user is typing through, with no model call; None when
+        there is none. Safe on any thread: the server calls it on the event loop."""
+        rest = self.suggestions.lookup(key, ctx)
+        if rest is None:
+            return None
+        from .engine.api import Stats
+
+        return Completion(rest, {**Stats(finish_reason="typed_through").as_dict(), "typed_through": True})
 
     def prefetch(self, ctx: CursorContext, key: str, text: str, cancel: threading.Event | None = None) -> None:
         """Background: compute what comes after `text`, as if the user accepted it, so that request

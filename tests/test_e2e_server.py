@@ -14,6 +14,7 @@ from tests.lsp_helpers import SERVER, inline_params, insert, open_doc, wait_for_
 
 pytestmark = pytest.mark.e2e
 URI = "file:///work/example.py"
+OTHER = "file:///work/other.py"
 TEXT = "import os\n\n\ndef greet(name):\n    return 'héllo 😀 ' + name\n\n\nprint(greet('中文'))\n"
 
 
@@ -201,3 +202,28 @@ async def test_answer_for_a_document_that_changed_meanwhile_is_empty(slow_client
     assert not result.items
     stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
     assert stats["requests"][-1]["text_chars"] > 0, "the model had a suggestion: it was withheld, not empty"
+
+
+async def test_newest_request_after_a_cancelled_queued_one_is_answered(slow_client: LanguageClient, capfd):
+    """VS Code cancels a superseded request while it still waits behind model work, then sends the
+    next: that next one (the newest) gets a result, and nothing is logged as an exception."""
+    client = slow_client
+    open_doc(client, URI, TEXT)
+    open_doc(client, OTHER, TEXT)
+    busy = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(OTHER, 6, 0)))
+    await asyncio.sleep(0.3)  # the worker is on OTHER: the next request for URI waits in the queue
+    queued = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(URI, 6, 0), msg_id="queued"))
+    await asyncio.sleep(0.1)
+    client.cancel_request(types.CancelParams(id="queued"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await queued
+    newest = await client.text_document_inline_completion_async(inline_params(URI, 5, 0))
+    assert isinstance(newest, types.InlineCompletionList)
+    assert isinstance(await busy, types.InlineCompletionList)
+    stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
+    last = [r for r in stats["requests"] if r["uri"] == URI][-1]
+    assert last["cancelled"] is False and "error" not in last
+    assert last["generated_tokens"] >= 1  # computed by the model, not an empty answer
+    logged = capfd.readouterr().err + "\n".join(m.message for m in client.log_messages)
+    assert "Traceback" not in logged and "InvalidStateError" not in logged

@@ -76,3 +76,36 @@ async def test_asyncio_cancel_sets_the_flag():
         await asyncio.sleep(0.01)
     assert out == [("job", True)]
     s.close()
+
+
+def test_a_request_the_client_cancelled_while_queued_does_not_fail_newer_ones():
+    """VS Code cancels superseded requests before they start: the queued future is CANCELLED when
+    the next request for the document replaces it, and that must not break the next request."""
+    s = Scheduler()
+    started, release, out = threading.Event(), threading.Event(), []
+    s.submit("other", blocking(started, release, out, "busy"))  # keeps A queued
+    started.wait(2)
+    a = s.submit("doc", lambda c: "A")
+    assert a.future.cancel()  # $/cancelRequest while A waits
+    b = s.submit("doc", lambda c: "B")
+    c = s.submit("doc", lambda c: "C")
+    release.set()
+    with pytest.raises(Superseded):
+        b.future.result(2)
+    assert c.future.result(2) == "C"
+    s.close()
+
+
+def test_close_answers_every_queued_request_even_one_already_cancelled():
+    s = Scheduler()
+    started, release, out = threading.Event(), threading.Event(), []
+    running = s.submit("x", blocking(started, release, out, "running"))
+    started.wait(2)
+    gone = s.submit("doc", lambda c: "gone")
+    waiting = s.submit("doc2", lambda c: "waiting")
+    gone.future.cancel()
+    s.close()  # must not raise on the cancelled future
+    assert gone.future.cancelled()
+    with pytest.raises(RuntimeError, match="shutting down"):
+        waiting.future.result(2)
+    assert running.future.result(2) == "running" and out == [("running", True)]

@@ -12,6 +12,7 @@ Two kinds:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,9 @@ class ModelDrafter:
         return not tokens or max(tokens) < self.runner.vocab_size
 
     def propose(self, cache: KVCache, view: list[int], gamma: int, temperature: float,
-                generator: torch.Generator) -> Proposal:
+                generator: torch.Generator, check_cancel: Callable[[], None] = lambda: None) -> Proposal:
+        """`check_cancel` runs before every draft step, so cancelled work stops within one forward
+        (a partly drafted cache is fine: the next sync rewinds to what is shared)."""
         t = time.perf_counter()
         logits, _ = self.sync(cache, view)
         sync_ms = (time.perf_counter() - t) * 1e3
@@ -62,6 +65,7 @@ class ModelDrafter:
                 tok = int(torch.argmax(logits))
             tokens.append(tok)
             if i + 1 < gamma:
+                check_cancel()
                 logits = self.runner.extend(cache, [tok])[-1]
         return Proposal(tokens, self._pad(rows) if rows else None, sync_ms=sync_ms)
 

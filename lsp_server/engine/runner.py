@@ -11,6 +11,7 @@ fast path against it also checks this file against transformers.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import torch
@@ -23,6 +24,8 @@ from .kv_cache import KVCache
 # On CUDA, `_forward_fused` runs the same model in ~9 kernels a layer instead of ~42 (see there).
 # SPECLSP_FUSED=0 keeps transformers' modules on CUDA too (for comparison).
 FUSED = os.environ.get("SPECLSP_FUSED", "1") != "0"
+PACE_MIN_TOKENS = 32  # forwards at least this wide measure prefill speed; narrower ones are decode steps
+PACE_WEIGHT = 0.3  # of the newest measurement in the running average
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -43,6 +46,7 @@ class ModelRunner:
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
         self.max_positions = int(cfg.max_position_embeddings)
+        self.prefill_tokens_per_ms: float | None = None  # measured on a CPU; sizes preemptible prefill chunks
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.fused = FUSED and self.device.type == "cuda" and getattr(cfg, "hidden_act", None) == "silu"
@@ -65,9 +69,18 @@ class ModelRunner:
         ids_t = ids.view(1, n) if isinstance(ids, torch.Tensor) else torch.tensor([tokens], device=self.device)
         positions = torch.arange(start, start + n, device=self.device)
         faults.before_forward()
+        t = time.perf_counter()
         logits = self._forward(cache, ids_t.to(self.device), positions, start + n)
+        if n >= PACE_MIN_TOKENS and self.device.type == "cpu":  # elsewhere the forward runs asynchronously
+            self._pace(n, time.perf_counter() - t)
         cache.tokens.extend(tokens)
         return logits
+
+    def _pace(self, tokens: int, seconds: float) -> None:
+        """Running average of prefill speed; other processes sharing the CPU slow it, as they should."""
+        rate = tokens / max(seconds * 1e3, 1e-3)
+        old = self.prefill_tokens_per_ms
+        self.prefill_tokens_per_ms = rate if old is None else (1 - PACE_WEIGHT) * old + PACE_WEIGHT * rate
 
     def _forward(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int,
                  masked: bool = False) -> torch.Tensor:

@@ -23,9 +23,26 @@ from .runner import ModelRunner
 from .sampling import greedy_accept, pick, sample_accept
 from .stopping import emit_all
 
-# prompt tokens per forward: on a CPU a chunk takes long enough that a cancel should land between
-# chunks; on a GPU one forward over the whole prompt lets attention use its flash kernels
+# Prompt tokens per forward, at most. On a GPU one forward over the whole prompt lets attention use
+# its flash kernels. On a CPU a forward cannot be interrupted, and a request arriving during a
+# background prefill waits for the chunk in flight, so the chunk is sized from the measured prefill
+# speed to take about PREEMPT_MS. Demo pair, 2-core CPU, 2048-token prompt (`speclsp bench wait`):
+# 512-token chunks take 150-170 ms each, 256 take 78-89 ms at 3-5% less throughput, 32 take 18-24 ms
+# at half of it, 16 take 14-19 ms at a third: below CPU_CHUNK_MIN the wait hardly drops.
 PREFILL_CHUNK = {"cpu": 512, "cuda": 8192}
+PREEMPT_MS = 100
+CPU_CHUNK_MIN = 32
+CPU_CHUNK_FIRST = 64  # before any prefill has been measured
+
+
+def prefill_chunk(runner: ModelRunner | GraphRunner) -> int:
+    """Prompt tokens per prefill forward on the runner's device (see PREFILL_CHUNK)."""
+    if runner.device.type != "cpu":
+        return PREFILL_CHUNK.get(runner.device.type, PREFILL_CHUNK["cpu"])
+    rate = runner.prefill_tokens_per_ms
+    if rate is None:
+        return CPU_CHUNK_FIRST
+    return max(CPU_CHUNK_MIN, min(PREFILL_CHUNK["cpu"], int(rate * PREEMPT_MS) // CPU_CHUNK_MIN * CPU_CHUNK_MIN))
 
 
 class Engine:
@@ -91,6 +108,7 @@ class Engine:
         try:
             self._prefill(slot.target, request, stats)
             if self._draft_view(request) and slot.draft is not None:
+                request.check_cancel()
                 self.drafter.sync(slot.draft, request.draft_ids)
         finally:
             self.slots.release(request.cache_key, slot)
@@ -149,6 +167,7 @@ class Engine:
     def _verify(self, request: GenerationRequest, cache: KVCache, pending: int, proposal: Proposal,
                 generator: torch.Generator, stats: Stats) -> tuple[int, int, float]:
         """One target forward over [pending, d_1..d_k] → (accepted count, next token, ms)."""
+        request.check_cancel()  # drafting may have taken a while
         t = time.perf_counter()
         base = cache.length
         logits = self.target.extend(cache, [pending] + proposal.tokens)  # [k+1, V]
@@ -182,7 +201,7 @@ class Engine:
         if stats.rounds == 0 and stats.draft_prefill_tokens == 0:
             stats.draft_reused_tokens = min(slot.draft.common_prefix(view), len(view) - 1)
             stats.draft_prefill_tokens = len(view) - stats.draft_reused_tokens
-        proposal = self.drafter.propose(slot.draft, view, g, request.temperature, generator)
+        proposal = self.drafter.propose(slot.draft, view, g, request.temperature, generator, request.check_cancel)
         proposal.ms = (time.perf_counter() - t) * 1e3
         stats.draft_ms += proposal.ms
         return proposal
@@ -214,7 +233,7 @@ class Engine:
         cache.rewind(common)
         stats.reused_tokens, stats.prefill_tokens = common, len(ids) - common
         logits = None
-        chunk = PREFILL_CHUNK.get(self.target.device.type, 512)
+        chunk = prefill_chunk(self.target)
         for start in range(common, len(ids), chunk):
             request.check_cancel()
             if request.out_of_time():  # the cache keeps the chunks already fed: the next request goes on
