@@ -25,7 +25,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
-from .documents import PositionError, SyncedWorkspace, cursor_context
+from .documents import PositionError, SyncedWorkspace, cursor_context, end_position, text_units
 from .engine.api import Cancelled
 from .framing import FrameReader
 from .items import inline_item
@@ -466,19 +466,16 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     def on_open(ls: SpeclspServer, params: types.DidOpenTextDocumentParams) -> None:
         """Warm the cache for a cursor at the end of the file, where new code is usually typed."""
         doc = params.text_document
-        lines = doc.text.split("\n")
-        ls.warm_later(doc.uri, types.Position(len(lines) - 1, _units(lines[-1], ls.encoding)))
+        ls.warm_later(doc.uri, end_position(doc.text, ls.encoding))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def on_change(ls: SpeclspServer, params: types.DidChangeTextDocumentParams) -> None:
         """After an edit the cursor is usually right after the inserted text: warm the cache there."""
         change = params.content_changes[-1] if params.content_changes else None
         if isinstance(change, types.TextDocumentContentChangePartial):
-            inserted = change.text.split("\n")
-            start = change.range.start
-            line = start.line + len(inserted) - 1
-            column = (start.character if len(inserted) == 1 else 0) + _units(inserted[-1], ls.encoding)
-            ls.warm_later(params.text_document.uri, types.Position(line, column))
+            start, end = change.range.start, end_position(change.text, ls.encoding)
+            column = (start.character if end.line == 0 else 0) + end.character
+            ls.warm_later(params.text_document.uri, types.Position(start.line + end.line, column))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: SpeclspServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -546,21 +543,13 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     return server
 
 
-def _units(text: str, encoding: str) -> int:
-    if encoding == "utf-8":
-        return len(text.encode("utf-8", "surrogatepass"))
-    if encoding == "utf-32":
-        return len(text)
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
 def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
                      encoding: str, snippet: bool) -> types.CompletionItem:
     """Replace the word being typed with word + completion, so clients' own filtering keeps it.
 
     As a snippet with nothing to expand where the client takes snippets (see snippets_welcome)."""
     word = WORD_RE.search(ctx.line_prefix).group(0)
-    start = types.Position(position.line, position.character - _units(word, encoding))
+    start = types.Position(position.line, position.character - text_units(word, encoding))
     label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
     new_text = re.sub(r"([\\$}])", r"\\\1", word + text) if snippet else word + text
     return types.CompletionItem(

@@ -151,7 +151,7 @@ async def test_an_older_request_finishing_after_a_typed_through_answer_answers_e
     server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
     running, release = threading.Event(), threading.Event()
 
-    def slow_complete(ctx, key, cancel):
+    def slow_complete(ctx, key, cancel, arrived=None):
         running.set()
         release.wait(30)
         return Completion("stale text")
