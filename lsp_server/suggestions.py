@@ -7,17 +7,23 @@ will read once the suggestion is accepted. Lookups compare real text, never a ha
 
 The server looks suggestions up on the event loop (a lookup must not wait for model work) while
 the model worker remembers new ones, so the store is guarded by a lock.
+
+A suggestion holds the document's text around it, so the store is bounded in characters
+(BUDGET_CHARS), least recently used documents first: with large or many documents it would
+otherwise grow with every one ever completed. A dropped suggestion only costs a model call later.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from .prompt import CursorContext
 
 KEEP = 3  # suggestions remembered per document
+BUDGET_CHARS = 64 << 20  # characters of document text kept across all documents (~64 MB for code)
 
 
 @dataclass(frozen=True)
@@ -26,16 +32,27 @@ class Suggestion:
     suffix: str
     text: str
 
+    @property
+    def chars(self) -> int:
+        return len(self.prefix) + len(self.suffix) + len(self.text)
+
 
 class SuggestionStore:
-    def __init__(self):
-        self.by_doc: dict[str, deque[Suggestion]] = {}
+    def __init__(self, budget_chars: int = BUDGET_CHARS):
+        # document -> its latest suggestions (a tuple, replaced whole so the cache re-measures it)
+        self.by_doc: LRUCache = LRUCache(maxsize=budget_chars, getsizeof=lambda kept: sum(s.chars for s in kept) or 1)
         self.lock = threading.Lock()
 
     def remember(self, key: str, ctx: CursorContext, text: str) -> None:
-        if text:
-            with self.lock:
-                self.by_doc.setdefault(key, deque(maxlen=KEEP)).append(Suggestion(ctx.prefix, ctx.suffix, text))
+        if not text:
+            return
+        new = Suggestion(ctx.prefix, ctx.suffix, text)
+        with self.lock:
+            kept = (*self.by_doc.pop(key, ())[-(KEEP - 1):], new)
+            while kept and sum(s.chars for s in kept) > self.by_doc.maxsize:
+                kept = kept[1:]  # the oldest first; a suggestion larger than the budget is not kept
+            if kept:
+                self.by_doc[key] = kept
 
     def lookup(self, key: str, ctx: CursorContext) -> str | None:
         """The rest of a remembered suggestion the user is typing through, or None."""
