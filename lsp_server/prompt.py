@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from cachetools import LRUCache
+
+WINDOWS_KEPT = 1024  # documents whose prompt window is remembered
 SUFFIX_SHARE = 0.25  # of contextTokens, at most; unused suffix budget goes to the prefix
 GROWTH_ROOM = 0.75  # a re-placed window fills this share of its budget, leaving room to type
 CHARS_PER_TOKEN = 8  # the most characters a token stands for, near enough: bounds the text a window can use
@@ -81,10 +84,13 @@ class PromptBuilder:
     fim_order: str = "spm"
     draft_positions: int = 0  # the draft's position limit; 0 = no draft view
     reserve: int = 80  # positions kept free for generation and drafts
-    windows: dict[str, WindowState] = field(default_factory=dict)
+    # per document, least recently used dropped past WINDOWS_KEPT (a dropped window is placed afresh)
+    windows: LRUCache = field(default_factory=lambda: LRUCache(maxsize=WINDOWS_KEPT))
 
     def build(self, ctx: CursorContext, key: str = "") -> Prompt:
-        window = self.windows.setdefault(key, WindowState())
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = WindowState()
         suffix_ids = self._suffix_ids(ctx.suffix)
         prefix_ids = self._prefix_ids(ctx.prefix, self.context_tokens - len(suffix_ids), window)
         return Prompt(self._target(prefix_ids, suffix_ids), self._draft(prefix_ids, window),

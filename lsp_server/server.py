@@ -481,6 +481,7 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
     def on_close(ls: SpeclspServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.oversized.discard(uri)
+        ls.out_of_sync.discard(uri)
         timer = ls.warm_timers.pop(uri, None)
         if timer is not None:
             timer.cancel()

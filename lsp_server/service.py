@@ -204,7 +204,8 @@ class CompletionService:
 
     def _build_builder(self) -> None:
         draft_positions = self.engine.drafter.runner.max_positions if self.engine.drafter else 0
-        old = self.builder.windows if self.builder is not None else {}
+        old = self.builder
         self.builder = PromptBuilder(self.models.codec, self.settings.context_tokens, self.settings.fim_order,
-                                     draft_positions, reserve=self.settings.max_tokens + self.settings.draft_length + 2,
-                                     windows=old)
+                                     draft_positions, reserve=self.settings.max_tokens + self.settings.draft_length + 2)
+        if old is not None:
+            self.builder.windows = old.windows  # the windows stay put across a rebuild

@@ -151,3 +151,12 @@ def test_an_edit_above_the_window_keeps_its_start(codec):
     edited = "import sys\n" + doc  # e.g. an import added at the top while typing far below
     after = builder.build(CursorContext(edited[:at + 11], edited[at + 11:]), "d")
     assert after.prefix_ids == before.prefix_ids  # same window text: the prompt's KV is still good
+
+
+def test_remembered_windows_are_bounded(codec):
+    from lsp_server.prompt import WINDOWS_KEPT
+
+    builder = PromptBuilder(codec, context_tokens=256)
+    for i in range(WINDOWS_KEPT + 50):
+        builder.build(CursorContext("x = 1\n", ""), f"file:///d{i}.py")
+    assert len(builder.windows) == WINDOWS_KEPT
