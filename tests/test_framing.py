@@ -19,9 +19,8 @@ def frame(body: bytes, header: bytes = b"Content-Length") -> bytes:
 GOOD = [json.dumps({"jsonrpc": "2.0", "id": i, "method": "m"}).encode() for i in range(3)]
 
 
-def read_all(data: bytes, chunk: int = 7) -> list:
-    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)]
-
+def read_chunks(chunks: list[bytes], held: list[int] | None = None) -> list:
+    """Every frame from a stream arriving in these chunks; `held` gets the buffer size after each."""
     async def read_chunk() -> bytes:
         return chunks.pop(0) if chunks else b""
 
@@ -29,9 +28,15 @@ def read_all(data: bytes, chunk: int = 7) -> list:
         reader, out = FrameReader(read_chunk), []
         while (f := await reader.next_frame()) is not None:
             out.append(f)
+            if held is not None:
+                held.append(len(reader.buffer))
         return out
 
     return asyncio.run(run())
+
+
+def read_all(data: bytes, chunk: int = 7) -> list:
+    return read_chunks([data[i:i + chunk] for i in range(0, len(data), chunk)])
 
 
 def test_plain_frames():
@@ -59,24 +64,13 @@ def test_an_overlong_header_line_is_dropped_without_buffering_it():
     assert read_all(data, chunk=4096) == [GOOD[0]]
 
 
-def test_an_oversized_body_is_refused_unread():
+def test_an_oversized_body_is_refused_and_never_buffered():
     big = MAX_FRAME_BYTES + 10
     reader_data = b"Content-Length: %d\r\n\r\n" % big
 
     pieces = [reader_data] + [b" " * (1 << 20)] * (big >> 20) + [b" " * (big % (1 << 20))] + [frame(GOOD[1])]
-    held = []
-
-    async def read_chunk() -> bytes:
-        return pieces.pop(0) if pieces else b""
-
-    async def run():
-        reader, out = FrameReader(read_chunk), []
-        while (f := await reader.next_frame()) is not None:
-            out.append(f)
-            held.append(len(reader.buffer))
-        return out
-
-    out = asyncio.run(run())
+    held: list[int] = []
+    out = read_chunks(pieces, held)
     assert isinstance(out[0], Refused) and out[0].size == big and out[1:] == [GOOD[1]]
     assert max(held) < 2 << 20  # never more than a chunk or so in memory
 
