@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_TARGET = "codellama/CodeLlama-7b-hf"
-DEFAULT_DRAFT = "amd/AMD-Llama-135m-code"
+from .engine.api import DEFAULT_DRAFT, DEFAULT_TARGET  # noqa: F401  (torch-free; re-exported for the tools)
+
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 FALLBACKS = ("auto", "always", "never")

@@ -198,7 +198,8 @@ class CompletionService:
         capacity = -(-(s.context_tokens + s.max_tokens + 2 * s.draft_length + 64) // 512) * 512
         self.engine = Engine(m.target, m.draft, max_gamma=s.draft_length,
                              cache_budget_bytes=s.cache_budget_mb << 20, prefix_cache=s.prefix_cache,
-                             graphs=m.device.type == "cuda", graph_capacity=capacity)
+                             graphs=m.device.type == "cuda", graph_capacity=capacity,
+                             before_forward=lambda: faults.before_forward())  # looked up per call
         m.info["graph_capture_s"] = round(self.engine.capture_s, 2)
         self._build_builder()
 

@@ -10,10 +10,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+DEFAULT_TARGET = "codellama/CodeLlama-7b-hf"
+DEFAULT_DRAFT = "amd/AMD-Llama-135m-code"
 
 StopCheck = Callable[[Sequence[int]], bool]
 """Called with the tokens generated so far; True ends the completion after the last of them.
 Both decode paths call it after every token, so they stop at the same token."""
+
+
+class ModelChoice(Protocol):
+    """Which models to load, and where: the settings' model fields, or any object that has them."""
+
+    target: str  # id or directory; empty: the real pair when on this machine, else the demo pair
+    draft: str  # id or directory, "none", or empty (automatic)
+    device: str
+    dtype: str
+
+
+ForwardHook = Callable[[], None]
+"""Called before every model forward (the reliability tests' fault injection; a no-op otherwise)."""
 
 
 class Cancelled(Exception):

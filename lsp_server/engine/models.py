@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import DEFAULT_DRAFT, DEFAULT_TARGET, Settings
+from .api import DEFAULT_DRAFT, DEFAULT_TARGET, ModelChoice
 from .tokenizer import TokenCodec
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "models" / "demo"
@@ -114,7 +114,7 @@ def model_dir(src: str) -> str:
                          "speclsp.target/draft to a model directory") from e
 
 
-def resolve_sources(settings: Settings) -> tuple[str, str | None, list[str]]:
+def resolve_sources(settings: ModelChoice) -> tuple[str, str | None, list[str]]:
     """Which target and draft to load, and notices to show once (e.g. 'using the demo pair')."""
     notices: list[str] = []
     target, draft = settings.target, settings.draft
@@ -137,7 +137,7 @@ def resolve_sources(settings: Settings) -> tuple[str, str | None, list[str]]:
     return target, draft, notices
 
 
-def load_models(settings: Settings, progress: Progress = lambda m, p: None) -> LoadedModels:
+def load_models(settings: ModelChoice, progress: Progress = lambda m, p: None) -> LoadedModels:
     t0 = time.perf_counter()
     target_src, draft_src, notices = resolve_sources(settings)
     device = resolve_device(settings.device)

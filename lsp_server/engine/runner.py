@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .. import faults
 from . import fused
+from .api import ForwardHook
 from .kv_cache import KVCache
 
 # On CUDA, `_forward_fused` runs the same model in ~9 kernels a layer instead of ~42 (see there).
@@ -36,8 +36,9 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 class ModelRunner:
     """Wraps a loaded Llama model: allocate caches, extend them with tokens, return logits."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, before_forward: ForwardHook | None = None):
         self.model = model.eval()
+        self.before_forward = before_forward or (lambda: None)
         cfg = model.config
         self.config = cfg
         self.vocab_size = int(cfg.vocab_size)
@@ -68,7 +69,7 @@ class ModelRunner:
         assert n > 0 and start + n <= cache.capacity, (start, n, cache.capacity)
         ids_t = ids.view(1, n) if isinstance(ids, torch.Tensor) else torch.tensor([tokens], device=self.device)
         positions = torch.arange(start, start + n, device=self.device)
-        faults.before_forward()
+        self.before_forward()
         t = time.perf_counter()
         logits = self._forward(cache, ids_t.to(self.device), positions, start + n)
         if n >= PACE_MIN_TOKENS and self.device.type == "cpu":  # elsewhere the forward runs asynchronously

@@ -13,7 +13,7 @@ import time
 import torch
 from cachetools import LRUCache
 
-from .api import Cancelled, GenerationRequest, GenerationResult, Stats
+from .api import Cancelled, ForwardHook, GenerationRequest, GenerationResult, Stats
 from .drafters import CopyDrafter, ModelDrafter, Proposal
 from .gamma import GammaController
 from .graphs import GraphRunner, can_graph
@@ -51,9 +51,10 @@ class Engine:
     def __init__(self, target_model: torch.nn.Module, draft_model: torch.nn.Module | None = None, *,
                  max_gamma: int = 6, cache_budget_bytes: int = 2 << 30, prefix_cache: bool = True,
                  copy_drafter: bool = True, adaptive_gamma: bool = True, graphs: bool = False,
-                 graph_capacity: int = 4096):
-        self.target = ModelRunner(target_model)
-        self.drafter = ModelDrafter(ModelRunner(draft_model), self.target.vocab_size) if draft_model else None
+                 graph_capacity: int = 4096, before_forward: ForwardHook | None = None):
+        self.target = ModelRunner(target_model, before_forward)
+        self.drafter = (ModelDrafter(ModelRunner(draft_model, before_forward), self.target.vocab_size)
+                        if draft_model else None)
         self.capture_s = 0.0  # start-up time spent capturing graphs
         working = self._capture(graph_capacity, max_gamma) if graphs and can_graph(self.target.device) else None
         self.slots = SlotStore(self.target, self.drafter.runner if self.drafter else None,
