@@ -12,7 +12,7 @@ import statistics
 
 import torch
 
-from .bench import timed
+from .bench_common import timed
 from .engine.api import GenerationRequest
 from .engine.speculative import Engine
 from .engine.synthetic import (

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .config import CAMEL_KEYS, Settings, settings_from_lsp, value_problem
+from .config import CAMEL_KEYS, settings_from_args, value_problem
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -74,16 +74,6 @@ def tcp_address(value: str) -> tuple[str, int]:
     if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 1 to 65535, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    keys = ("target", "draft", "device", "dtype", "maxTokens", "contextTokens", "temperature", "fimOrder",
-            "draftLength", "speculative", "prefixCache", "timeBudgetMs")
-    options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    settings, problems = settings_from_lsp(options)
-    for problem in problems:
-        print(f"speclsp: {problem}", file=sys.stderr)
-    return settings
 
 
 def _setup_logging(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,3 +209,15 @@ class SettingsMessages:
         while len(self.seen) > MESSAGES_KEPT:
             del self.seen[next(iter(self.seen))]
         return new
+
+
+def settings_from_args(args: Any) -> Settings:
+    """Settings from the command line's flags (an argparse namespace; flags named as the camelCase
+    keys). The flags were already checked while parsing, so problems here are only printed."""
+    keys = ("target", "draft", "device", "dtype", "maxTokens", "contextTokens", "temperature", "fimOrder",
+            "draftLength", "speculative", "prefixCache", "timeBudgetMs")
+    options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    settings, problems = settings_from_lsp(options)
+    for problem in problems:
+        print(f"speclsp: {problem}", file=sys.stderr)
+    return settings

@@ -70,8 +70,7 @@ def _indent(line: str) -> int:
 
 
 def _model_options(args) -> dict:
-    from .cli import settings_from_args
-    from .config import Settings, settings_to_lsp
+    from .config import Settings, settings_from_args, settings_to_lsp
 
     chosen, default = settings_to_lsp(settings_from_args(args)), settings_to_lsp(Settings())
     return {k: v for k, v in chosen.items() if v != default[k]}

@@ -77,7 +77,7 @@ def replay_service(service, text: str, start: int, length: int, key: str = "repl
 
 def replay_suite(args) -> dict:
     """CPU: the demo pair (or the models given) through the whole service, cache off and on."""
-    from .cli import settings_from_args
+    from .config import settings_from_args
     from .service import CompletionService
 
     path = Path(args.file) if getattr(args, "file", None) else heldout_file()

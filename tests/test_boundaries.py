@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
-INSTRUMENTS = {"bench.py", "bench_gpu.py", "bench_cpu.py", "bench_wait.py", "replay.py", "doctor.py", "faults.py"}
+INSTRUMENTS = {"bench.py", "bench_gpu.py", "bench_cpu.py", "bench_wait.py", "replay.py", "doctor.py", "faults.py", "bench_common.py"}
 PROTOCOL_EDGE = {"server.py", "protocol.py", "documents.py", "items.py", "client_log.py", "cli.py", "demo.py",
                  "doctor.py", "tcp.py", "framing.py"}
 
@@ -27,8 +27,8 @@ def imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def modules(folder: Path = PACKAGE):
-    return [p for p in folder.rglob("*.py") if "__pycache__" not in p.parts]
+def modules(folder: Path | None = None):
+    return [p for p in (folder or PACKAGE).rglob("*.py") if "__pycache__" not in p.parts]
 
 
 def test_the_engine_imports_nothing_above_it():
@@ -51,3 +51,43 @@ def test_pygls_and_lsprotocol_only_at_the_protocol_edge():
             continue
         for _, name in imports(path):
             assert name.split(".")[0] not in ("pygls", "lsprotocol"), (path.name, name)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path: Path) -> set[str]:
+    """The package's own modules this file imports (lazy imports inside functions included)."""
+    here = module_name(path).split(".")
+    is_package = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here if is_package else here[:-1]
+            base = base[:len(base) - (node.level - 1)]
+            stem = ".".join(base + ([node.module] if node.module else []))
+            names = [stem] if node.module else [f"{stem}.{a.name}" for a in node.names]
+            out.update(names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lsp_server"):
+            out.add(node.module)
+    return out
+
+
+def test_no_import_circles():
+    files = {module_name(p): p for p in modules() if p.name != "__main__.py"}
+    graph = {name: {m for m in package_imports(p) if m in files and m != name} for name, p in files.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for nxt in graph[name]:
+            assert state.get(nxt) != 1, " -> ".join(trail + [name, nxt])
+            if nxt not in state:
+                visit(nxt, trail + [name])
+        state[name] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [])
