@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.api import DEFAULT_DRAFT, DEFAULT_TARGET  # noqa: F401  (torch-free; re-exported for the tools)
-
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 FALLBACKS = ("auto", "always", "never")

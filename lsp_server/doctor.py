@@ -9,7 +9,8 @@ import time
 from importlib import metadata
 
 from . import __version__
-from .config import DEFAULT_DRAFT, DEFAULT_TARGET, Settings, settings_to_lsp
+from .config import Settings, settings_to_lsp
+from .engine.api import DEFAULT_DRAFT, DEFAULT_TARGET
 
 
 def _versions() -> dict:

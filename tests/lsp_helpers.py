@@ -105,3 +105,20 @@ async def end_session(client) -> None:
     """shutdown + exit, unless the test ended the session itself (and set `client.ended`)."""
     if not getattr(client, "ended", False):
         await client.shutdown_session()
+
+
+async def request_then_cancel(client, params: types.InlineCompletionParams, msg_id: str, after_s: float) -> None:
+    """Send an inline request, cancel it `after_s` later with `$/cancelRequest` (as VS Code does), and
+    check that it is answered as cancelled."""
+    from pygls.exceptions import JsonRpcRequestCancelled
+
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
+    await asyncio.sleep(after_s)
+    client.cancel_request(types.CancelParams(id=msg_id))
+    try:
+        await pending
+    except JsonRpcRequestCancelled:
+        return
+    raise AssertionError(f"request {msg_id} was not answered as cancelled")
+

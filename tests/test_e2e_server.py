@@ -7,10 +7,18 @@ import asyncio
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp_helpers import SERVER, inline_params, insert, open_doc, wait_for_state, watch_status
+from tests.lsp_helpers import (
+    SERVER,
+    inline_params,
+    insert,
+    open_doc,
+    request_then_cancel,
+    wait_for_state,
+    watch_status,
+)
 
 pytestmark = pytest.mark.e2e
 URI = "file:///work/example.py"
@@ -129,12 +137,7 @@ async def test_config_change_applies_and_bad_values_are_reported(client: Languag
 async def test_cancel_request(slow_client: LanguageClient):
     client = slow_client
     open_doc(client, URI, TEXT)
-    fut = asyncio.ensure_future(client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(URI, 6, 0), msg_id="r7"))
-    await asyncio.sleep(0.3)
-    client.cancel_request(types.CancelParams(id="r7"))
-    with pytest.raises(JsonRpcRequestCancelled):
-        await fut
+    await request_then_cancel(client, inline_params(URI, 6, 0), "r7", after_s=0.3)
     stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("speclsp.stats"))
     assert stats["requests"][-1]["cancelled"] is True
     ok = await client.text_document_inline_completion_async(inline_params(URI, 1, 0))
@@ -212,12 +215,7 @@ async def test_newest_request_after_a_cancelled_queued_one_is_answered(slow_clie
     open_doc(client, OTHER, TEXT)
     busy = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(OTHER, 6, 0)))
     await asyncio.sleep(0.3)  # the worker is on OTHER: the next request for URI waits in the queue
-    queued = asyncio.ensure_future(client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(URI, 6, 0), msg_id="queued"))
-    await asyncio.sleep(0.1)
-    client.cancel_request(types.CancelParams(id="queued"))
-    with pytest.raises(JsonRpcRequestCancelled):
-        await queued
+    await request_then_cancel(client, inline_params(URI, 6, 0), "queued", after_s=0.1)
     newest = await client.text_document_inline_completion_async(inline_params(URI, 5, 0))
     assert isinstance(newest, types.InlineCompletionList)
     assert isinstance(await busy, types.InlineCompletionList)

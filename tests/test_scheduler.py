@@ -19,11 +19,17 @@ def blocking(started: threading.Event, release: threading.Event, out: list, name
     return fn
 
 
+def occupy(s: Scheduler, key: str, name: str):
+    """Submit a job that holds the worker until released (or cancelled); returns once it runs."""
+    started, release, out = threading.Event(), threading.Event(), []
+    job = s.submit(key, blocking(started, release, out, name))
+    started.wait(2)
+    return job, release, out
+
+
 def test_newest_request_per_document_wins():
     s = Scheduler()
-    started, release, out = threading.Event(), threading.Event(), []
-    first = s.submit("doc", blocking(started, release, out, "first"))
-    started.wait(2)
+    first, release, out = occupy(s, "doc", "first")
     queued = s.submit("doc", lambda c: "second")
     newest = s.submit("doc", lambda c: "third")
     with pytest.raises(Superseded):
@@ -82,9 +88,7 @@ def test_a_request_the_client_cancelled_while_queued_does_not_fail_newer_ones():
     """VS Code cancels superseded requests before they start: the queued future is CANCELLED when
     the next request for the document replaces it, and that must not break the next request."""
     s = Scheduler()
-    started, release, out = threading.Event(), threading.Event(), []
-    s.submit("other", blocking(started, release, out, "busy"))  # keeps A queued
-    started.wait(2)
+    _, release, out = occupy(s, "other", "busy")  # keeps A queued
     a = s.submit("doc", lambda c: "A")
     assert a.future.cancel()  # $/cancelRequest while A waits
     b = s.submit("doc", lambda c: "B")
@@ -98,9 +102,7 @@ def test_a_request_the_client_cancelled_while_queued_does_not_fail_newer_ones():
 
 def test_close_answers_every_queued_request_even_one_already_cancelled():
     s = Scheduler()
-    started, release, out = threading.Event(), threading.Event(), []
-    running = s.submit("x", blocking(started, release, out, "running"))
-    started.wait(2)
+    running, release, out = occupy(s, "x", "running")
     gone = s.submit("doc", lambda c: "gone")
     waiting = s.submit("doc2", lambda c: "waiting")
     gone.future.cancel()
