@@ -155,7 +155,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import report
+    from .tools.doctor import report
 
     out = report(settings_from_args(args), load=not args.no_load)
     print(json.dumps(out, indent=1))
@@ -163,7 +163,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     return run_demo(args)
 
@@ -175,7 +175,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from .pull import pull
+    from .tools.pull import pull
 
     return pull(args)
 

@@ -115,7 +115,7 @@ def test_demo_refuses_a_file_it_cannot_type_into(tmp_path, text, words):
 
 
 def test_demo_picks_code_lines_spread_over_any_file():
-    from lsp_server.demo import SCENARIOS, scenarios_for
+    from lsp_server.tools.demo import SCENARIOS, scenarios_for
 
     picked = scenarios_for(SAMPLE_CODE)
     lines = SAMPLE_CODE.split("\n")
@@ -129,7 +129,7 @@ def test_demo_picks_code_lines_spread_over_any_file():
 def test_bench_gpu_refuses_real_shapes_without_a_gpu(monkeypatch, capsys, offline_env):
     import torch
 
-    from lsp_server import bench_gpu
+    from lsp_server.bench import gpu as bench_gpu
 
     runs = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

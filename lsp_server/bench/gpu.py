@@ -12,10 +12,10 @@ import statistics
 
 import torch
 
-from .bench_common import timed
-from .engine.api import GenerationRequest
-from .engine.speculative import Engine
-from .engine.synthetic import (
+from .common import timed
+from ..engine.api import GenerationRequest
+from ..engine.speculative import Engine
+from .synthetic import (
     AMD_135M,
     CODELLAMA_7B,
     bigram_model,
@@ -26,7 +26,7 @@ from .engine.synthetic import (
     rewire,
     scaled,
 )
-from .prompt import CursorContext
+from ..prompt import CursorContext
 
 ALPHAS = (0.0, 0.5, 0.7, 0.8, 0.9)
 PROMPT, NEW = 1024, 128
@@ -191,9 +191,9 @@ def demo_exactness(prompts: int = 24, new: int = 48) -> dict:
     means a bug, not rounding. Prompts are held-out standard-library code at random cut points."""
     import random
 
-    from .config import Settings
-    from .engine.models import demo_paths, load_models
-    from .engine.reference import reference_generate
+    from ..config import Settings
+    from ..engine.models import demo_paths, load_models
+    from ..engine.reference import reference_generate
 
     if not (demo_paths()[0] / "config.json").exists():
         return {"skipped": "no embedded demo models"}
@@ -224,7 +224,7 @@ def _heldout_text() -> str:
     import sysconfig
     from pathlib import Path
 
-    from .engine.models import DEMO_DIR
+    from ..engine.models import DEMO_DIR
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     names = json.loads((DEMO_DIR / "heldout.json").read_text())
@@ -237,9 +237,9 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     built with the demo tokenizer at a 2k-token context, completions are 48 tokens. The models are
     the controlled-acceptance pair, so the text is not meaningful and typing-through (which needs
     text) is measured on the CPU replay instead; latency and prefilled tokens are what is measured."""
-    from .config import Settings
-    from .engine.models import demo_paths, load_models
-    from .prompt import PromptBuilder
+    from ..config import Settings
+    from ..engine.models import demo_paths, load_models
+    from ..prompt import PromptBuilder
     from .replay import heldout_file, summarize, typing_events
 
     codec = load_models(Settings(target=str(demo_paths()[0]), draft="none", device="cpu")).codec

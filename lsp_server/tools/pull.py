@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from .engine.api import DEFAULT_DRAFT, DEFAULT_TARGET
+from ..engine.api import DEFAULT_DRAFT, DEFAULT_TARGET
 
 PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 

@@ -14,9 +14,9 @@ import random
 import statistics
 import time
 
-from .config import Settings
-from .engine.models import demo_paths, load_models
-from .prompt import CursorContext
+from ..config import Settings
+from ..engine.models import demo_paths, load_models
+from ..prompt import CursorContext
 from .replay import heldout_file
 
 DOC, OTHER = "file:///bench/long.py", "file:///bench/other.py"
@@ -27,7 +27,7 @@ CHUNKS = (16, 32, 64, 128, 256, 512)
 def chunk_costs(reps: int) -> list[dict]:
     """Best of `reps` runs per chunk size, the sizes interleaved so that other load on the machine
     spreads over all of them."""
-    from .engine.runner import ModelRunner
+    from ..engine.runner import ModelRunner
 
     t, d = demo_paths()
     runner = ModelRunner(load_models(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32")).target)
@@ -47,8 +47,8 @@ def chunk_costs(reps: int) -> list[dict]:
 
 
 async def waits(trials: int) -> dict:
-    from .engine import speculative
-    from .server import SpeclspServer
+    from ..engine import speculative
+    from ..server import SpeclspServer
 
     server = SpeclspServer(Settings(time_budget_ms=60_000))
     server.service.load()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import random
 
-from .config import Settings
-from .engine.api import GenerationRequest
-from .engine.models import demo_paths, load_models
-from .engine.speculative import Engine
+from ..config import Settings
+from ..engine.api import GenerationRequest
+from ..engine.models import demo_paths, load_models
+from ..engine.speculative import Engine
 from .replay import heldout_file
 
 

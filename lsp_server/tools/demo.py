@@ -18,9 +18,9 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from .items import inserted_text
+from ..items import inserted_text
 
-SAMPLE = Path(__file__).parent / "samples" / "inventory.py"
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "inventory.py"
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _indent(line: str) -> int:
 
 
 def _model_options(args) -> dict:
-    from .config import Settings, settings_from_args, settings_to_lsp
+    from ..config import Settings, settings_from_args, settings_to_lsp
 
     chosen, default = settings_to_lsp(settings_from_args(args)), settings_to_lsp(Settings())
     return {k: v for k, v in chosen.items() if v != default[k]}

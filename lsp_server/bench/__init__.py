@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .bench_common import environment
+from .common import environment
 
 
 def _has_gpu() -> bool:
@@ -33,7 +33,7 @@ def run_bench(args) -> int:
               "CUDA/ROCm GPU; run `speclsp bench gpu --small` for scaled-down shapes on this machine", file=sys.stderr)
         return 2
     if suite == "gpu":
-        from .bench_gpu import gpu_suite
+        from .gpu import gpu_suite
 
         def checkpoint(partial: dict) -> None:
             if args.out:
@@ -41,7 +41,7 @@ def run_bench(args) -> int:
 
         result = gpu_suite(small=args.small, quick=args.quick, checkpoint=checkpoint)
     elif suite == "cpu":
-        from .bench_cpu import cpu_suite
+        from .cpu import cpu_suite
 
         result = cpu_suite(args)
     elif suite == "replay":
@@ -49,7 +49,7 @@ def run_bench(args) -> int:
 
         result = replay_suite(args)
     elif suite == "wait":
-        from .bench_wait import wait_suite
+        from .wait import wait_suite
 
         result = wait_suite(args)
     else:

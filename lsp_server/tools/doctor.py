@@ -8,9 +8,9 @@ import sys
 import time
 from importlib import metadata
 
-from . import __version__
-from .config import Settings, settings_to_lsp
-from .engine.api import DEFAULT_DRAFT, DEFAULT_TARGET
+from .. import __version__
+from ..config import Settings, settings_to_lsp
+from ..engine.api import DEFAULT_DRAFT, DEFAULT_TARGET
 
 
 def _versions() -> dict:
@@ -41,7 +41,7 @@ def _device() -> dict:
 
 
 def report(settings: Settings, load: bool = True) -> dict:
-    from .engine.models import ModelError, demo_paths, local_snapshot, resolve_sources
+    from ..engine.models import ModelError, demo_paths, local_snapshot, resolve_sources
 
     target, draft, notices = resolve_sources(settings)
     out = {"versions": _versions(), "device": _device(), "settings": settings_to_lsp(settings),
@@ -49,7 +49,7 @@ def report(settings: Settings, load: bool = True) -> dict:
                      "demo": [str(p) for p in demo_paths() if (p / "config.json").exists()]},
            "would_use": {"target": target, "draft": draft}, "notices": notices}
     if load:
-        from .service import CompletionService
+        from ..service import CompletionService
 
         service = CompletionService(settings)
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@ The typist types a stretch of a real file back in; an editor debounces keystroke
 completion once typing pauses for 150 ms, which happens after words, punctuation and line ends.
 Each request is timed and its reused / prefilled tokens recorded, with the prefix cache off and on.
 On the CPU the whole pipeline runs (service: prompt, engine, post-processing, typing-through) with
-the embedded demo pair; on a GPU the real shapes run through the engine (see bench_gpu.py).
+the embedded demo pair; on a GPU the real shapes run through the engine (see gpu.py).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import sysconfig
 import time
 from pathlib import Path
 
-from .prompt import CursorContext
+from ..prompt import CursorContext
 
 PAUSE_AFTER = set(" \n.,:;()[]{}=")  # a 150 ms pause follows these: the editor's debounce fires
 
 
 def heldout_file(min_chars: int = 8000) -> Path:
     """A held-out standard-library file of this machine, long enough for a 2k-token context."""
-    from .engine.models import DEMO_DIR
+    from ..engine.models import DEMO_DIR
 
     names = json.loads((DEMO_DIR / "heldout.json").read_text())
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -77,8 +77,8 @@ def replay_service(service, text: str, start: int, length: int, key: str = "repl
 
 def replay_suite(args) -> dict:
     """CPU: the demo pair (or the models given) through the whole service, cache off and on."""
-    from .config import settings_from_args
-    from .service import CompletionService
+    from ..config import settings_from_args
+    from ..service import CompletionService
 
     path = Path(args.file) if getattr(args, "file", None) else heldout_file()
     text = path.read_text(encoding="utf-8")
