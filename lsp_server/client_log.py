@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from lsprotocol import types
+if TYPE_CHECKING:  # the benchmarks log through here on machines without lsprotocol
+    from lsprotocol import types
 
 
 class LogSink(Protocol):
@@ -35,6 +36,8 @@ class ClientLogHandler(logging.Handler):
             return  # logged while sending a record: sending it too would loop
         self._sending.active = True
         try:
+            from lsprotocol import types
+
             kind = types.MessageType.Info if record.levelno >= logging.INFO else types.MessageType.Log
             self.sink.log_to_client(kind, self.format(record))
         except Exception:

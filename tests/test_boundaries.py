@@ -97,3 +97,24 @@ def test_no_import_circles():
     for name in graph:
         if name not in state:
             visit(name, [])
+
+
+def test_the_benchmarks_run_where_pygls_is_not_installed(tmp_path):
+    """The GPU machine has torch but no pygls/lsprotocol: `speclsp bench` must start there."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pygls', 'lsprotocol'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    code = ("from lsp_server import cli; import argparse; "
+            "cli._setup_logging(argparse.Namespace(log_level='info', log_file=None, command='bench')); "
+            "import lsp_server.bench.gpu, lsp_server.bench.cpu, lsp_server.service; print('ok')")
+    env = {"PYTHONPATH": f"{tmp_path}:{PACKAGE.parent}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
