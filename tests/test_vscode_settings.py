@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.config import _FIELDS, CAMEL_KEYS, Settings, settings_from_lsp
+from lsp_server.config import CAMEL_KEYS, FIELDS, Settings, settings_from_lsp
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
 CONTRIBUTED = json.loads(PACKAGE.read_text(encoding="utf-8"))["contributes"]["configuration"]["properties"]
@@ -21,7 +21,7 @@ CONTRIBUTED = json.loads(PACKAGE.read_text(encoding="utf-8"))["contributes"]["co
 def test_each_server_setting_is_contributed_with_its_default(key):
     prop = CONTRIBUTED.get(f"speclsp.{key}")
     assert prop is not None, f"speclsp.{key} is not in package.json"
-    assert prop["default"] == getattr(Settings(), _FIELDS[key][0])
+    assert prop["default"] == getattr(Settings(), FIELDS[key].attr)
 
 
 @pytest.mark.parametrize("key", [k for k in CAMEL_KEYS if "minimum" in CONTRIBUTED.get(f"speclsp.{k}", {})])
