@@ -3,7 +3,10 @@
 Editors speak camelCase JSON (`initializationOptions`, the `speclsp` section of
 `workspace/didChangeConfiguration`); the code speaks snake_case attributes. The conversion
 happens once, here. A bad value never stops the server: it keeps the default and the caller
-gets a message to show once.
+gets a message to show once. Each setting is declared once, as a field of `Settings` with its
+default, its rule and its documentation; `FIELDS` is derived from there for the edges (the
+command line, the LSP edge, the VS Code extension's package.json and docs/configuration.md,
+which tests compare with it).
 """
 
 from __future__ import annotations
@@ -12,98 +15,119 @@ import dataclasses
 import math
 import re
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+FIM_ORDERS = ("spm", "psm")
 FALLBACKS = ("auto", "always", "never")
+
+
+def _setting(default: Any, doc: str, **rule: Any) -> Any:
+    """A Settings field: its default, its user documentation and the rule its values keep (`within`
+    a closed range, `choices`, or a `pattern` with the `expected` words a message uses); `key` only
+    where the camelCase key is not the field's name in camelCase."""
+    return field(default=default, metadata={"doc": doc, **rule})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a user can set. Field docstrings are the user documentation (docs/configuration.md)."""
+    """Everything a user can set; each field's documentation is the user documentation (docs/configuration.md)."""
 
-    target: str = ""
-    """Target model: a local directory, or a Hugging Face id already in the local cache (`speclsp pull
-    ID` downloads it; the server never does). Empty: the real CodeLlama-7b when found locally, else the
-    embedded demo model."""
-    draft: str = ""
-    """Draft model: id or directory; "none" disables the draft. Empty: automatic, as for target."""
-    device: str = "auto"
-    """"auto" (CUDA/ROCm when present, else CPU), "cpu", "cuda" or "cuda:N"."""
-    dtype: str = "auto"
-    """"auto" (float16 on GPUs, bfloat16 or float32 on CPUs), "float16", "bfloat16", "float32"."""
-    max_tokens: int = 64
-    """Most tokens generated for one completion."""
-    temperature: float = 0.0
-    """0 is greedy (deterministic); above 0 samples, with speculative sampling keeping the target's distribution."""
-    context_tokens: int = 2048
-    """Token budget for prefix plus suffix in the prompt (a slow device may read fewer at first: see timeBudgetMs)."""
-    fim_order: str = "spm"
-    """Fill-in-the-middle order: "spm" (suffix first: typing only appends, best for the prefix cache) or "psm"."""
-    speculative: bool = True
-    """Use the draft model (and the copy-from-context drafter) to propose tokens the target verifies."""
-    draft_length: int = 6
-    """Most tokens the drafter proposes per round (gamma); the engine adapts below this."""
-    prefix_cache: bool = True
-    """Keep each document's KV cache between requests so a keystroke costs only its new tokens."""
-    cache_budget_mb: int = 2048
-    """Memory for cached KV across documents, per device, in MiB; least recently used documents are dropped."""
-    time_budget_ms: int = 2000
-    """The most time one completion may take, from its arrival at the server (queue wait included).
-    Its new prompt tokens are cut to what the device, at its measured prefill speed, reads in half
-    the time left (later requests fill in the rest); a completion cut short by time is shown up to
-    its last whole line or word, or not at all."""
-    max_document_chars: int = 2_000_000
-    """Documents larger than this get no completions; the status and the log say so once per document."""
-    completion_fallback: str = "auto"
-    """The suggestion also as a `textDocument/completion` item: "auto" (only for editors without
-    inline completion), "always" or "never". Read when the server starts."""
+    target: str = _setting("", (
+        "Target model: a local directory, or a Hugging Face id already in the local cache (`speclsp pull "
+        "ID` downloads it; the server never does). Empty: the real CodeLlama-7b when found locally, else the "
+        "embedded demo model."))
+    draft: str = _setting("", 'Draft model: id or directory; "none" disables the draft. Empty: automatic, as for target.')
+    device: str = _setting("auto", '"auto" (CUDA/ROCm when present, else CPU), "cpu", "cuda" or "cuda:N".',
+                           pattern=DEVICE_RE, expected="auto, cpu, cuda or cuda:N")
+    dtype: str = _setting("auto", '"auto" (float16 on GPUs, bfloat16 or float32 on CPUs), "float16", "bfloat16", '
+                          '"float32".', choices=DTYPES)
+    max_tokens: int = _setting(64, "Most tokens generated for one completion.", within=(1, 1024))
+    temperature: float = _setting(0.0, "0 is greedy (deterministic); above 0 samples, with speculative sampling "
+                                  "keeping the target's distribution.", within=(0.0, 2.0))
+    context_tokens: int = _setting(2048, "Token budget for prefix plus suffix in the prompt (a slow device may "
+                                   "read fewer at first: see timeBudgetMs).", within=(64, 16384))
+    fim_order: str = _setting("spm", 'Fill-in-the-middle order: "spm" (suffix first: typing only appends, best '
+                              'for the prefix cache) or "psm".', choices=FIM_ORDERS)
+    speculative: bool = _setting(True, "Use the draft model (and the copy-from-context drafter) to propose tokens "
+                                 "the target verifies.")
+    draft_length: int = _setting(6, "Most tokens the drafter proposes per round (gamma); the engine adapts below "
+                                 "this.", within=(1, 16))
+    prefix_cache: bool = _setting(True, "Keep each document's KV cache between requests so a keystroke costs only "
+                                  "its new tokens.")
+    cache_budget_mb: int = _setting(2048, "Memory for cached KV across documents, per device, in MiB; least "
+                                    "recently used documents are dropped; 0 disables caching across requests.",
+                                    within=(0, 1 << 20), key="cacheBudgetMB")
+    time_budget_ms: int = _setting(2000, (
+        "The most time one completion may take, from its arrival at the server (queue wait included). Its new "
+        "prompt tokens are cut to what the device, at its measured prefill speed, reads in half the time left "
+        "(later requests fill in the rest); a completion cut short by time is shown up to its last whole line "
+        "or word, or not at all."), within=(10, 60_000))
+    max_document_chars: int = _setting(2_000_000, "Documents larger than this get no completions; the status and "
+                                       "the log say so once per document.", within=(1, 1 << 30))
+    completion_fallback: str = _setting("auto", (
+        'The suggestion also as a `textDocument/completion` item: "auto" (only for editors without inline '
+        'completion), "always" or "never". Read when the server starts.'), choices=FALLBACKS)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-# (camelCase key, attribute, type, validator) — the protocol edge's view of Settings.
-class _Range:
-    """A closed range that can say itself, so the command line can tell what a flag expects."""
-
-    def __init__(self, lo: float, hi: float):
-        self.lo, self.hi = lo, hi
-
-    def __call__(self, value: float) -> bool:
-        return self.lo <= value <= self.hi
-
-    def __str__(self) -> str:
-        return f"from {self.lo} to {self.hi}"
-
-
-def _in(lo: float, hi: float) -> _Range:
-    return _Range(lo, hi)
-
-
-_FIELDS: dict[str, tuple[str, type, Any]] = {
-    "target": ("target", str, None),
-    "draft": ("draft", str, None),
-    "device": ("device", str, lambda v: bool(DEVICE_RE.match(v))),
-    "dtype": ("dtype", str, lambda v: v in DTYPES),
-    "maxTokens": ("max_tokens", int, _in(1, 1024)),
-    "temperature": ("temperature", float, _in(0.0, 2.0)),
-    "contextTokens": ("context_tokens", int, _in(64, 16384)),
-    "fimOrder": ("fim_order", str, lambda v: v in ("spm", "psm")),
-    "speculative": ("speculative", bool, None),
-    "draftLength": ("draft_length", int, _in(1, 16)),
-    "prefixCache": ("prefix_cache", bool, None),
-    "cacheBudgetMB": ("cache_budget_mb", int, _in(0, 1 << 20)),
-    "timeBudgetMs": ("time_budget_ms", int, _in(10, 60_000)),
-    "maxDocumentChars": ("max_document_chars", int, _in(1, 1 << 30)),
-    "completionFallback": ("completion_fallback", str, lambda v: v in FALLBACKS),
-}
-CAMEL_KEYS = tuple(_FIELDS)
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
-_EXPECTED = {"device": "auto, cpu, cuda or cuda:N", "dtype": "one of " + ", ".join(DTYPES), "fimOrder": "spm or psm"}
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting as the edges see it, derived from its `Settings` field."""
+
+    key: str  # camelCase, as editors and the command line's flag destinations name it
+    attr: str
+    kind: type
+    default: Any
+    doc: str
+    within: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    expected: str | None = None
+
+    def accepts(self, value: Any) -> bool:
+        """Whether a value already of the field's type keeps the field's rule."""
+        if self.within is not None:
+            return self.within[0] <= value <= self.within[1]
+        if self.choices is not None:
+            return value in self.choices
+        return self.pattern is None or bool(self.pattern.match(value))
+
+    def expects(self) -> str:
+        """What a message says the field takes."""
+        if self.within is not None:
+            return f"{_KINDS[self.kind]} from {self.within[0]} to {self.within[1]}"
+        if self.choices is not None:
+            return ", ".join(self.choices[:-1]) + f" or {self.choices[-1]}"
+        return self.expected or _KINDS[self.kind]
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def _fields() -> dict[str, SettingField]:
+    kinds = typing.get_type_hints(Settings)
+    table = {}
+    for f in dataclasses.fields(Settings):
+        rule = dict(f.metadata)
+        key = rule.pop("key", _camel(f.name))
+        table[key] = SettingField(key, f.name, kinds[f.name], f.default, **rule)
+    return table
+
+
+FIELDS: dict[str, SettingField] = _fields()  # camelCase key → field: the protocol edge's view of Settings
+CAMEL_KEYS = tuple(FIELDS)
 CLIENT_KEYS = frozenset({"server", "enable", "languages", "trace", "token"})  # editor-side, or the TCP secret
 
 
@@ -130,16 +154,12 @@ def value_problem(key: str, raw: Any) -> str | None:
     The command line refuses such a value (a usage error naming the flag); an editor's bad value
     instead keeps the previous one with a message (settings_from_lsp). Both use these rules.
     """
-    _, kind, valid = _FIELDS[key]
+    f = FIELDS[key]
     try:
-        value = _coerce(raw, kind)
+        value = _coerce(raw, f.kind)
     except TypeError:
-        return f"expected {_KINDS[kind]}"
-    if valid is None or valid(value):
-        return None
-    if isinstance(valid, _Range):
-        return f"expected {_KINDS[kind]} {valid}"
-    return f"expected {_EXPECTED.get(key, 'a value listed in docs/configuration.md')}"
+        return f"expected {_KINDS[f.kind]}"
+    return None if f.accepts(value) else f"expected {f.expects()}"
 
 
 def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None = None) -> tuple[Settings, list[str]]:
@@ -157,20 +177,20 @@ def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None =
     for key, raw in options.items():
         if key in CLIENT_KEYS:
             continue
-        if key not in _FIELDS:
+        f = FIELDS.get(key)
+        if f is None:
             problems.append(f"unknown setting speclsp.{_quote(key, repr_=False)} ignored")
             continue
-        attr, kind, valid = _FIELDS[key]
         if raw is None:
             continue
         try:
-            value = _coerce(raw, kind)
-            if valid is not None and not valid(value):
+            value = _coerce(raw, f.kind)
+            if not f.accepts(value):
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
-            problems.append(f"invalid speclsp.{key}={_quote(raw)}; keeping {_quote(getattr(settings, attr))}")
+            problems.append(f"invalid speclsp.{key}={_quote(raw)}; keeping {_quote(getattr(settings, f.attr))}")
             continue
-        changes[attr] = value
+        changes[f.attr] = value
     return settings.replace(**changes), problems
 
 
@@ -187,7 +207,7 @@ def _quote(value: Any, repr_: bool = True) -> str:
 
 def settings_to_lsp(settings: Settings) -> dict[str, Any]:
     """The camelCase view, for `speclsp doctor` and docs."""
-    return {key: getattr(settings, attr) for key, (attr, _, _) in _FIELDS.items()}
+    return {key: getattr(settings, f.attr) for key, f in FIELDS.items()}
 
 
 MESSAGES_KEPT = 256  # a client sending endless distinct bad values must not grow the server
@@ -212,9 +232,7 @@ class SettingsMessages:
 def settings_from_args(args: Any) -> Settings:
     """Settings from the command line's flags (an argparse namespace; flags named as the camelCase
     keys). The flags were already checked while parsing, so problems here are only printed."""
-    keys = ("target", "draft", "device", "dtype", "maxTokens", "contextTokens", "temperature", "fimOrder",
-            "draftLength", "speculative", "prefixCache", "timeBudgetMs")
-    options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    options = {k: getattr(args, k) for k in CAMEL_KEYS if getattr(args, k, None) is not None}
     settings, problems = settings_from_lsp(options)
     for problem in problems:
         print(f"speclsp: {problem}", file=sys.stderr)

@@ -72,3 +72,44 @@ def test_remembered_messages_are_bounded():
     for i in range(5000):
         assert seen.fresh([f"invalid value {i}"]) == [f"invalid value {i}"]
     assert len(seen.seen) <= 256
+
+
+def test_every_field_is_one_setting_with_its_camel_case_key():
+    import dataclasses
+
+    from lsp_server.config import FIELDS
+
+    names = [f.name for f in dataclasses.fields(Settings)]
+    assert [FIELDS[k].attr for k in CAMEL_KEYS] == names
+    assert CAMEL_KEYS[names.index("max_document_chars")] == "maxDocumentChars"
+    assert CAMEL_KEYS[names.index("cache_budget_mb")] == "cacheBudgetMB"
+    assert all(FIELDS[k].default == getattr(Settings(), FIELDS[k].attr) and FIELDS[k].doc for k in CAMEL_KEYS)
+    assert (FIELDS["temperature"].kind, FIELDS["speculative"].kind, FIELDS["maxTokens"].kind) == (float, bool, int)
+
+
+@pytest.mark.parametrize("key,value,problem", [
+    ("maxTokens", 0, "expected an integer from 1 to 1024"),
+    ("maxTokens", "12", "expected an integer"),
+    ("temperature", 2.5, "expected a number from 0.0 to 2.0"),
+    ("device", "tpu", "expected auto, cpu, cuda or cuda:N"),
+    ("dtype", "int3", "expected auto, float16, bfloat16 or float32"),
+    ("fimOrder", "mps", "expected spm or psm"),
+    ("completionFallback", "sometimes", "expected auto, always or never"),
+    ("speculative", "yes", "expected true or false"),
+    ("target", 5, "expected text"),
+    ("maxDocumentChars", 1 << 30, None),
+    ("device", "cuda:12", None),
+])
+def test_value_problems_say_what_the_setting_takes(key, value, problem):
+    from lsp_server.config import value_problem
+
+    assert value_problem(key, value) == problem
+
+
+def test_command_line_flags_are_read_by_their_camel_case_names():
+    from argparse import Namespace
+
+    from lsp_server.config import settings_from_args
+
+    args = Namespace(command="serve", maxTokens=8, maxDocumentChars=100, temperature=None, file="x.py")
+    assert settings_from_args(args) == Settings(max_tokens=8, max_document_chars=100)

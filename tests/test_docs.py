@@ -1,9 +1,10 @@
 """Docs that must match the code."""
 
+import json
 import re
 from pathlib import Path
 
-from lsp_server.config import CAMEL_KEYS
+from lsp_server.config import CAMEL_KEYS, FIELDS, SettingField
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -12,6 +13,29 @@ def test_every_setting_is_documented():
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [k for k in CAMEL_KEYS if f"`{k}`" not in text]
     assert not missing
+
+
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _settings_row(f: SettingField) -> str:
+    """configuration.md's row for a setting: key, JSON type, default, allowed values, meaning."""
+    if f.within:
+        values = f"{f.within[0]}–{f.within[1]}"
+    elif f.choices:
+        values = ", ".join(f"`{c}`" for c in f.choices)
+    else:
+        values = f.expects() if f.pattern else ""
+    return f"| `{f.key}` | {JSON_TYPES[f.kind]} | `{json.dumps(f.default)}` | {values} | {f.doc} |"
+
+
+def test_the_settings_table_is_the_codes():
+    """configuration.md's table says what lsp_server/config.py declares, row for row (the message
+    holds the table to paste)."""
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if re.match(r"\| `[A-Za-z]+` \| (string|integer|number|boolean) ", line)]
+    expected = [_settings_row(f) for f in FIELDS.values()]
+    assert rows == expected, "\n".join(expected)
 
 
 def test_architecture_names_every_module():

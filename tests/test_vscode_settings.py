@@ -1,7 +1,9 @@
 """The VS Code extension contributes every server setting with the server's default and range.
 
 A setting missing from package.json cannot be set from VS Code's settings UI, and a wider range
-there lets a user pick a value the server then refuses.
+there lets a user pick a value the server then refuses. The extension reads its list of server
+settings from package.json, so a key there that the server does not know would be reported as
+unknown on every start.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.config import _FIELDS, CAMEL_KEYS, Settings, settings_from_lsp
+from lsp_server.config import CAMEL_KEYS, CLIENT_KEYS, FIELDS, Settings, settings_from_lsp
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
 CONTRIBUTED = json.loads(PACKAGE.read_text(encoding="utf-8"))["contributes"]["configuration"]["properties"]
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 @pytest.mark.parametrize("key", CAMEL_KEYS)
 def test_each_server_setting_is_contributed_with_its_default(key):
     prop = CONTRIBUTED.get(f"speclsp.{key}")
     assert prop is not None, f"speclsp.{key} is not in package.json"
-    assert prop["default"] == getattr(Settings(), _FIELDS[key][0])
+    assert prop["default"] == getattr(Settings(), FIELDS[key].attr)
 
 
 @pytest.mark.parametrize("key", [k for k in CAMEL_KEYS if "minimum" in CONTRIBUTED.get(f"speclsp.{k}", {})])
@@ -39,3 +42,20 @@ def test_contributed_choices_are_the_servers(key):
     for choice in CONTRIBUTED[f"speclsp.{key}"]["enum"]:
         assert not settings_from_lsp({key: choice})[1], choice
     assert settings_from_lsp({key: "surely-not-a-choice"})[1]
+
+
+@pytest.mark.parametrize("key", CAMEL_KEYS)
+def test_each_server_setting_is_contributed_with_its_type_rule_and_a_description(key):
+    prop, f = CONTRIBUTED[f"speclsp.{key}"], FIELDS[key]
+    assert prop["type"] == JSON_TYPES[f.kind]
+    assert (prop.get("minimum"), prop.get("maximum")) == (f.within or (None, None))
+    assert prop.get("enum") == (list(f.choices) if f.choices else None)
+    assert prop.get("pattern") == (f.pattern.pattern if f.pattern else None)
+    assert prop.get("description") or prop.get("markdownDescription")
+
+
+def test_every_contributed_setting_is_the_servers_or_the_clients():
+    """The extension sends the contributed keys outside the client's own sections to the server."""
+    keys = [name.removeprefix("speclsp.") for name in CONTRIBUTED]
+    assert all(name.startswith("speclsp.") for name in CONTRIBUTED)
+    assert [k for k in keys if k not in CAMEL_KEYS and k.split(".")[0] not in CLIENT_KEYS] == []

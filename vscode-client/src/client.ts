@@ -10,7 +10,7 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { completionGate } from "./middleware";
-import { serverCommand, serverSettings } from "./settings";
+import { SentSettings, serverCommand } from "./settings";
 
 export const SECTION = "speclsp";
 
@@ -21,7 +21,8 @@ export interface ClientHooks {
   onInlineRequest(): void;
 }
 
-export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks): LanguageClient {
+/** `serverKeys`: the server's settings, from package.json (settings.serverKeys). */
+export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks, serverKeys: readonly string[]): LanguageClient {
   const cfg = config();
   const { command, args } = serverCommand(cfg, {
     workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
@@ -31,19 +32,16 @@ export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks): 
   // The same executable for run and debug; stdio is the default transport for executables.
   const serverOptions: ServerOptions = { command, args };
 
-  // Last settings the server has: initializationOptions first, then each forwarded change.
-  // Used to skip notifications when only client-only keys (enable, languages, ...) changed.
-  let lastSent = "";
+  // What the server process has: initializationOptions first, then each forwarded change. Only
+  // settings the user set are sent, so the server's defaults apply to the rest; a change of
+  // client-only keys (enable, languages, ...) sends nothing.
+  const sent = new SentSettings(serverKeys);
 
   const clientOptions: LanguageClientOptions = {
     // All files and unsaved buffers; per-language enablement is applied in the middleware
     // below (not here) so that toggling it needs no restart.
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
-    initializationOptions: () => {
-      const settings = serverSettings(config());
-      lastSent = JSON.stringify(settings);
-      return settings;
-    },
+    initializationOptions: () => sent.atStart(config()),
     // Lets the library watch `speclsp.*`; the middleware sends the filtered section instead
     // of the whole one, because the server reports keys it does not know.
     synchronize: { configurationSection: SECTION },
@@ -52,12 +50,10 @@ export function createClient(log: vscode.LogOutputChannel, hooks: ClientHooks): 
     middleware: {
       workspace: {
         didChangeConfiguration: async () => {
-          const settings = serverSettings(config());
-          const json = JSON.stringify(settings);
-          if (json === lastSent) {
+          const settings = sent.afterChange(config());
+          if (settings === undefined) {
             return;
           }
-          lastSent = json;
           await client.sendNotification(DidChangeConfigurationNotification.type, {
             settings: { [SECTION]: settings },
           });

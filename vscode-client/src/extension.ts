@@ -3,13 +3,15 @@
 import * as vscode from "vscode";
 import { State, type LanguageClient } from "vscode-languageclient/node";
 import { config, createClient, SECTION } from "./client";
-import { RESTART_SECTIONS } from "./settings";
+import { RESTART_SECTIONS, serverKeys } from "./settings";
 import { StatusBar } from "./statusBar";
 
 let client: LanguageClient | undefined;
 let clientSubscriptions: vscode.Disposable[] = [];
 let log: vscode.LogOutputChannel;
 let status: StatusBar;
+/** The server's settings, as package.json contributes them. */
+let keys: string[] = [];
 /** Start/stop/restart run one after another, so two clients never register the same server commands. */
 let queue: Promise<void> = Promise.resolve();
 
@@ -17,7 +19,7 @@ const serialize = (job: () => Promise<void>): Promise<void> => (queue = queue.th
 
 async function start(): Promise<void> {
   try {
-    const c = createClient(log, { onInlineRequest: () => status.scheduleStats() });
+    const c = createClient(log, { onInlineRequest: () => status.scheduleStats() }, keys);
     client = c;
     clientSubscriptions = [
       status.attach(c),
@@ -72,6 +74,7 @@ async function toggleCompletions(): Promise<void> {
 export function activate(context: vscode.ExtensionContext): void {
   log = vscode.window.createOutputChannel("speclsp", { log: true });
   status = new StatusBar(log);
+  keys = serverKeys(context.extension.packageJSON.contributes.configuration.properties);
   context.subscriptions.push(
     log,
     status,

@@ -6,28 +6,34 @@ export interface ConfigReader {
   get<T>(key: string): T | undefined;
 }
 
+/** Where a setting has a value: the scopes of `vscode.WorkspaceConfiguration.inspect` used here. */
+export interface Inspection<T> {
+  defaultValue?: T;
+  globalValue?: T;
+  workspaceValue?: T;
+  workspaceFolderValue?: T;
+}
+
+/** A `ConfigReader` that can also tell a value the user set from the contributed default. */
+export interface SettingsReader extends ConfigReader {
+  inspect<T>(key: string): Inspection<T> | undefined;
+}
+
 /**
- * Server-side settings and their defaults; must match package.json and the server's
- * `lsp_server/config.py`. Only these keys are sent: the server reports unknown keys,
- * so the client-only ones (`server.*`, `enable`, `languages`, `trace.*`) stay here.
+ * Sections of `speclsp.*` that are the client's own. Every other contributed setting is the
+ * server's: package.json declares them (a Python test keeps them equal to the server's list), and
+ * they are not repeated here; the server reports unknown keys, so the client's own stay here.
  */
-export const SERVER_DEFAULTS = {
-  target: "",
-  draft: "",
-  device: "auto",
-  dtype: "auto",
-  maxTokens: 64,
-  temperature: 0,
-  contextTokens: 2048,
-  fimOrder: "spm",
-  speculative: true,
-  draftLength: 6,
-  prefixCache: true,
-  cacheBudgetMB: 2048,
-  timeBudgetMs: 2000,
-  maxDocumentChars: 2_000_000,
-  completionFallback: "auto",
-};
+export const CLIENT_SECTIONS: readonly string[] = ["server", "enable", "languages", "trace"];
+
+/** The server's settings among package.json's `contributes.configuration.properties`. */
+export function serverKeys(contributed: Record<string, unknown>): string[] {
+  const prefix = "speclsp.";
+  return Object.keys(contributed)
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => name.slice(prefix.length))
+    .filter((key) => !CLIENT_SECTIONS.includes(key.split(".")[0]));
+}
 
 /**
  * Settings the server reads only when it starts (`initialize`): changing one restarts it.
@@ -35,20 +41,58 @@ export const SERVER_DEFAULTS = {
  */
 export const RESTART_SECTIONS: readonly string[] = ["server", "completionFallback"];
 
-export type ServerSettings = { [K in keyof typeof SERVER_DEFAULTS]: (typeof SERVER_DEFAULTS)[K] };
-export const SERVER_KEYS = Object.keys(SERVER_DEFAULTS) as (keyof ServerSettings)[];
+/** Whether the user set `key` in user, workspace or folder settings, rather than leaving the default. */
+export function isSet(cfg: SettingsReader, key: string): boolean {
+  const where = cfg.inspect(key);
+  return [where?.globalValue, where?.workspaceValue, where?.workspaceFolderValue].some((v) => v !== undefined);
+}
 
 /**
- * The flat camelCase object used both as `initializationOptions` and as the `speclsp`
- * section of `workspace/didChangeConfiguration`. Values are passed through unchecked:
- * the server validates them and tells the user about bad ones.
+ * The flat camelCase object used both as `initializationOptions` and as the `speclsp` section
+ * of `workspace/didChangeConfiguration`: only the settings the user set, so the server's own
+ * defaults (and its command line flags) apply to the rest. The server merges a change into what
+ * it has, so a setting in `before` (sent earlier) that the user has since removed is sent as its
+ * contributed default. Values are the effective ones (`get`: in an untrusted workspace the
+ * restricted settings come from user settings only), passed through unchecked: the server
+ * validates them and tells the user about bad ones.
  */
-export function serverSettings(cfg: ConfigReader): ServerSettings {
+export function serverSettings(
+  cfg: SettingsReader,
+  keys: readonly string[],
+  before: Readonly<Record<string, unknown>> = {},
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of SERVER_KEYS) {
-    out[key] = cfg.get(key) ?? SERVER_DEFAULTS[key];
+  for (const key of keys) {
+    if (isSet(cfg, key)) {
+      out[key] = cfg.get(key);
+    } else if (Object.prototype.hasOwnProperty.call(before, key)) {
+      out[key] = cfg.inspect(key)?.defaultValue;
+    }
   }
-  return out as ServerSettings;
+  return out;
+}
+
+/** What one server process was sent, so a change goes out once and only when it changes something. */
+export class SentSettings {
+  private last: Record<string, unknown> = {};
+
+  constructor(private readonly keys: readonly string[]) {}
+
+  /** For `initializationOptions`: a new server process starts from its own defaults. */
+  atStart(cfg: SettingsReader): Record<string, unknown> {
+    this.last = serverSettings(cfg, this.keys);
+    return this.last;
+  }
+
+  /** For `workspace/didChangeConfiguration`; undefined when the server already has these values. */
+  afterChange(cfg: SettingsReader): Record<string, unknown> | undefined {
+    const next = serverSettings(cfg, this.keys, this.last);
+    if (JSON.stringify(next) === JSON.stringify(this.last)) {
+      return undefined;
+    }
+    this.last = next;
+    return next;
+  }
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["speclsp", "serve"];

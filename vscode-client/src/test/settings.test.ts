@@ -7,10 +7,11 @@ import {
   expandVariables,
   isLanguageEnabled,
   RESTART_SECTIONS,
-  SERVER_DEFAULTS,
-  SERVER_KEYS,
+  SentSettings,
   serverCommand,
+  serverKeys,
   serverSettings,
+  type SettingsReader,
 } from "../settings";
 
 /** A `speclsp` configuration section from a plain object with dotted keys, like VS Code's. */
@@ -18,45 +19,77 @@ const cfg = (values: Record<string, unknown>): ConfigReader => ({
   get: <T>(key: string) => values[key] as T | undefined,
 });
 
-test("server settings default to the contributed defaults", () => {
-  assert.deepEqual(serverSettings(cfg({})), SERVER_DEFAULTS);
-});
+// out/test/*.js → the extension's package.json
+const CONTRIBUTED = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")).contributes
+  .configuration.properties as Record<string, { default: unknown }>;
+const KEYS = serverKeys(CONTRIBUTED);
+const DEFAULTS = Object.fromEntries(Object.entries(CONTRIBUTED).map(([name, p]) => [name.slice(8), p.default]));
 
-test("server settings carry user values and only server keys", () => {
-  const s = serverSettings(
-    cfg({
-      target: "/models/codellama",
-      draft: "none",
-      maxTokens: 128,
-      temperature: 0.2,
-      enable: false,
-      languages: { "*": false },
-      "server.command": ["x"],
-      "server.pythonPath": "/usr/bin/python3",
-      "trace.server": "verbose",
+type Scope = Record<string, unknown>;
+
+/** VS Code's configuration over package.json's defaults and the user's scopes (folder wins, then workspace). */
+function layered(user: Scope, workspace: Scope = {}, folder: Scope = {}): SettingsReader {
+  return {
+    get: <T>(key: string) => (folder[key] ?? workspace[key] ?? user[key] ?? DEFAULTS[key]) as T | undefined,
+    inspect: <T>(key: string) => ({
+      defaultValue: DEFAULTS[key] as T,
+      globalValue: user[key] as T | undefined,
+      workspaceValue: workspace[key] as T | undefined,
+      workspaceFolderValue: folder[key] as T | undefined,
     }),
-  );
-  assert.equal(s.target, "/models/codellama");
-  assert.equal(s.draft, "none");
-  assert.equal(s.maxTokens, 128);
-  assert.equal(s.temperature, 0.2);
-  assert.equal(s.fimOrder, "spm");
-  assert.deepEqual(Object.keys(s).sort(), [...SERVER_KEYS].sort());
+  };
+}
+
+test("the server's settings are the contributed ones outside the client's sections", () => {
+  assert.ok(KEYS.includes("timeBudgetMs") && KEYS.includes("maxDocumentChars") && KEYS.includes("cacheBudgetMB"));
+  assert.deepEqual(KEYS.filter((k) => /^(server|enable|languages|trace)\b/.test(k)), []);
+  assert.equal(KEYS.length, Object.keys(CONTRIBUTED).length - 5); // enable, languages, server.*, trace.server
+  assert.deepEqual(serverKeys({ "speclsp.maxTokens": {}, "speclsp.server.command": {}, "other.x": {} }), ["maxTokens"]);
 });
 
-test("server keys match package.json contributions", () => {
-  // out/test/*.js → the extension's package.json
-  const pkg = readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8");
-  const props = JSON.parse(pkg).contributes.configuration.properties as Record<string, { default: unknown }>;
-  for (const key of SERVER_KEYS) {
-    assert.ok(props[`speclsp.${key}`], `speclsp.${key} is contributed`);
-    assert.deepEqual(props[`speclsp.${key}`].default, SERVER_DEFAULTS[key], `default of speclsp.${key}`);
-  }
+test("client settings are contributed with their defaults", () => {
   for (const key of ["server.command", "server.pythonPath", "enable", "languages"]) {
-    assert.ok(props[`speclsp.${key}`], `speclsp.${key} is contributed`);
+    assert.ok(CONTRIBUTED[`speclsp.${key}`], `speclsp.${key} is contributed`);
   }
-  assert.deepEqual(props["speclsp.server.command"].default, ["speclsp", "serve"]);
-  assert.deepEqual(props["speclsp.languages"].default, { "*": true });
+  assert.deepEqual(CONTRIBUTED["speclsp.server.command"].default, ["speclsp", "serve"]);
+  assert.deepEqual(CONTRIBUTED["speclsp.languages"].default, { "*": true });
+});
+
+test("nothing set: nothing sent, so the server's own defaults apply", () => {
+  assert.deepEqual(serverSettings(layered({}), KEYS), {});
+  assert.deepEqual(new SentSettings(KEYS).atStart(layered({})), {});
+});
+
+test("only the settings the user set are sent, with their effective values", () => {
+  const s = serverSettings(
+    layered(
+      {
+        target: "/models/codellama",
+        maxTokens: 128,
+        temperature: 0, // set, though equal to the default: still the user's choice
+        enable: false,
+        languages: { "*": false },
+        "server.command": ["x"],
+        "server.pythonPath": "/usr/bin/python3",
+        "trace.server": "verbose",
+      },
+      { maxTokens: 32, timeBudgetMs: 500 },
+      { maxTokens: 16 },
+    ),
+    KEYS,
+  );
+  assert.deepEqual(s, { target: "/models/codellama", maxTokens: 16, temperature: 0, timeBudgetMs: 500 });
+});
+
+test("a change is sent once; a removed setting goes back to its default", () => {
+  const sent = new SentSettings(KEYS);
+  assert.deepEqual(sent.atStart(layered({ maxTokens: 32 })), { maxTokens: 32 });
+  assert.equal(sent.afterChange(layered({ maxTokens: 32, enable: false })), undefined); // client-only
+  assert.deepEqual(sent.afterChange(layered({ maxTokens: 32, draftLength: 4 })), { maxTokens: 32, draftLength: 4 });
+  assert.deepEqual(sent.afterChange(layered({ draftLength: 4 })), { maxTokens: 64, draftLength: 4 });
+  assert.equal(sent.afterChange(layered({ draftLength: 4 })), undefined);
+  // a restarted server starts from its own defaults again
+  assert.deepEqual(sent.atStart(layered({ draftLength: 4 })), { draftLength: 4 });
 });
 
 test("server command: default, custom, python", () => {
@@ -104,5 +137,5 @@ test("language enablement: master switch, per language, wildcard", () => {
 test("settings read only at start restart the server", () => {
   assert.ok(RESTART_SECTIONS.includes("server"));
   assert.ok(RESTART_SECTIONS.includes("completionFallback"));
-  assert.ok((SERVER_KEYS as readonly string[]).includes("completionFallback"));
+  assert.ok(KEYS.includes("completionFallback"));
 });
