@@ -19,7 +19,6 @@ import json
 import math
 import random
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -30,16 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.engine.api import GenerationRequest  # noqa: E402
-from lsp_server.engine.models import DEMO_DIR, demo_paths, load_models  # noqa: E402
+from lsp_server.engine.models import demo_paths, load_models  # noqa: E402
 from lsp_server.engine.speculative import Engine  # noqa: E402
+from lsp_server.heldout import heldout_texts  # noqa: E402
 from lsp_server.prompt import CursorContext  # noqa: E402
 from lsp_server.service import CompletionService  # noqa: E402
-
-
-def heldout_texts() -> list[tuple[str, str]]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    names = json.loads((DEMO_DIR / "heldout.json").read_text())
-    return [(n, (stdlib / n).read_text(encoding="utf-8")) for n in names if (stdlib / n).exists()]
 
 
 @torch.no_grad()
