@@ -19,7 +19,6 @@ import json
 import math
 import random
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -30,16 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.engine.api import GenerationRequest  # noqa: E402
-from lsp_server.engine.models import DEMO_DIR, demo_paths, load_models  # noqa: E402
+from lsp_server.engine.models import demo_paths, load_models  # noqa: E402
 from lsp_server.engine.speculative import Engine  # noqa: E402
+from lsp_server.bench.heldout import heldout_texts  # noqa: E402
 from lsp_server.prompt import CursorContext  # noqa: E402
 from lsp_server.service import CompletionService  # noqa: E402
-
-
-def heldout_texts() -> list[tuple[str, str]]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    names = json.loads((DEMO_DIR / "heldout.json").read_text())
-    return [(n, (stdlib / n).read_text(encoding="utf-8")) for n in names if (stdlib / n).exists()]
 
 
 @torch.no_grad()
@@ -112,30 +106,44 @@ def acceptance(models, texts, prompts: int, gamma: int = 4, new: int = 64, seed:
             "mean_tokens_per_target_forward": round((accepted + rounds) / max(rounds, 1), 3)}
 
 
-def main() -> None:
+SIZES = {  # held-out tokens for the losses, holes per FIM measurement, prompts for the acceptance
+    "full": {"tokens": 60_000, "holes": 100, "prompts": 40},
+    "quick": {"tokens": 20_000, "holes": 20, "prompts": 15},
+}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out")
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure(sizes: dict) -> dict:
+    """Every figure of the model card, on the held-out files found on this machine."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
     texts = heldout_texts()
     t, d = demo_paths()
     models = load_models(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32"))
-    n_tokens = 20_000 if args.quick else 60_000
-    n_holes = 20 if args.quick else 100
-    cases, line_cases = holes(texts, n_holes), holes(texts, n_holes, seed=1, line_start=True)
+    cases, line_cases = holes(texts, sizes["holes"]), holes(texts, sizes["holes"], seed=1, line_start=True)
     result = {
         "python": sys.version.split()[0], "heldout_files_found": len(texts),
-        "loss_target": heldout_loss(models.target, models.codec, texts, n_tokens),
-        "loss_draft": heldout_loss(models.draft, models.codec, texts, n_tokens),
+        "loss_target": heldout_loss(models.target, models.codec, texts, sizes["tokens"]),
+        "loss_draft": heldout_loss(models.draft, models.codec, texts, sizes["tokens"]),
         "fim_spm": fim_exact_match("spm", cases), "fim_psm": fim_exact_match("psm", cases),
         "fim_spm_whole_line": fim_exact_match("spm", line_cases),
-        "acceptance": acceptance(models, texts, 15 if args.quick else 40),
+        "acceptance": acceptance(models, texts, sizes["prompts"]),
     }
     result["perplexity_target"] = round(math.exp(result["loss_target"]["loss"]), 2)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=1)
+    return result
+
+
+def main() -> None:
+    """Measure, print the JSON, and write it where --out says."""
+    args = parse_args()
+    text = json.dumps(measure(SIZES["quick" if args.quick else "full"]), indent=1)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -35,6 +35,10 @@ Quick end-to-end test on CPU with tiny models (about half a minute)::
 
     python3 scripts/train_demo_pair.py --smoke --out /tmp/demo_smoke
 
+``main`` runs named stages (configure, collect corpus, prepare output, train tokenizers, encode
+corpus, train the pair, reload checks, summary); the corpus source, the sizes and the device are
+parameters, and tests/test_train_script.py runs every stage on a dozen files in seconds.
+
 Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy.
 """
 
@@ -53,6 +57,8 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -187,6 +193,32 @@ def load_stdlib() -> tuple[Path, list[SourceFile], list[str]]:
             continue
         files.append(SourceFile(relpath, text))
     return root, files, skipped
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where the source files come from and which of them are held out (described in training.json)."""
+
+    description: str
+    load: Callable[[], tuple[Path, list[SourceFile], list[str]]]  # (root, files, relpaths not UTF-8)
+    is_heldout: Callable[[str], bool]  # by relative path, so the split is the same on any machine
+    heldout_rule: str
+
+
+STDLIB = CorpusSource("Python standard library (*.py, site-packages excluded)", load_stdlib, is_heldout,
+                      f"zlib.crc32(relpath.encode('utf-8')) % {HELDOUT_MODULUS} == 0")
+
+
+@dataclass
+class Corpus:
+    """The files one run trains on and measures with."""
+
+    source: CorpusSource
+    root: Path
+    train: list[SourceFile]
+    heldout: list[SourceFile]
+    heldout_listed: list[str]  # every held-out relpath, also those a smoke run leaves out
+    skipped: list[str]  # relpaths that are not UTF-8
 
 
 def split_lines(text: str) -> list[str]:
@@ -721,8 +753,167 @@ def to_device(rows: Rows, device: torch.device) -> tuple[torch.Tensor, torch.Ten
     return ids, labels
 
 
+def make_optimizer(model: LlamaForCausalLM, spec: ModelSpec, device: torch.device) -> torch.optim.AdamW:
+    """AdamW(0.9, 0.95) with weight decay 0.1 on matrices only (norm weights are not decayed)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec.lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
+
+
+def train_step(model: LlamaForCausalLM, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               lr: float, device: torch.device) -> torch.Tensor:
+    """One optimizer step at learning rate ``lr``, gradients clipped to norm 1.0. Returns the loss
+    detached and on the device: reading it would sync, so only logging does."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(device):
+        loss = model(input_ids=x, labels=y, use_cache=False).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+class Batches:
+    """Training batches on the device, epoch after epoch, from the feeder.
+
+    The next epoch is built in the background only once the step count is known (``ahead``): until
+    then the loop is timing its steps, and building an epoch meanwhile would slow them down.
+    """
+
+    def __init__(self, feeder: EpochFeeder, run: RunSpec, device: torch.device):
+        self.feeder, self.run, self.device = feeder, run, device
+        self.ids = self.labels = self.lengths = None
+        self.cursor = self.epochs = self.tokens = self.fallbacks = 0
+        self.stall = 0.0  # seconds the loop waited for an epoch
+        self.requested = False  # whether the next epoch has been asked for
+
+    def ask_ahead(self) -> None:
+        if not self.requested:
+            self.feeder.request()
+            self.requested = True
+
+    def next(self, ahead: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input ids, labels) of the next ``run.batch`` rows; a new epoch when this one runs out."""
+        if self.ids is None or self.cursor + self.run.batch > len(self.ids):
+            self._next_epoch(ahead)
+        rows = slice(self.cursor, self.cursor + self.run.batch)
+        self.tokens += int(self.lengths[rows].sum())
+        self.cursor += self.run.batch
+        return self.ids[rows], self.labels[rows]
+
+    def _next_epoch(self, ahead: bool) -> None:
+        waited = time.perf_counter()
+        if not self.requested:
+            self.feeder.request()
+        rows = self.feeder.next()
+        self.stall += time.perf_counter() - waited
+        self.requested = False
+        if ahead:
+            self.ask_ahead()
+        self.ids, self.labels = to_device(rows, self.device)
+        self.lengths, self.fallbacks = rows.lengths, self.fallbacks + rows.fim_fallbacks
+        self.cursor, self.epochs = 0, self.epochs + 1
+        require(len(self.ids) >= self.run.batch, "an epoch is smaller than one batch")
+
+
+class Losses:
+    """Training losses kept on the device: the last 50 (the final figure) and those since the last log."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.recent: deque = deque(maxlen=50)
+        self._reset_window()
+
+    def _reset_window(self) -> None:
+        self.window, self.window_steps = torch.zeros((), device=self.device), 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.recent.append(loss)
+        self.window += loss
+        self.window_steps += 1
+
+    def take_window(self) -> float:
+        """Mean loss since the last call (a sync)."""
+        mean = float(self.window) / self.window_steps
+        self._reset_window()
+        return mean
+
+    def final(self) -> float | None:
+        return round(float(torch.stack(list(self.recent)).mean()), 4) if self.recent else None
+
+
+class Clock:
+    """Training time against the budget; evaluations run off the clock."""
+
+    def __init__(self, minutes: float):
+        self.budget = minutes * 60
+        self.start = time.perf_counter()
+        self.marks: dict[int, float] = {}  # step -> time, at the ends of the calibration window
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    @contextmanager
+    def paused(self):
+        paused = time.perf_counter()
+        yield
+        self.start += time.perf_counter() - paused
+
+
+class EarlyStop:
+    """Held-out evaluations: the curve, the weights with the lowest loss, evaluations since they improved."""
+
+    def __init__(self, name: str, patience: int, heldout_loss: Callable[[], float]):
+        self.name, self.patience, self.heldout_loss = name, patience, heldout_loss
+        self.curve: list[list] = []
+        self.best_loss, self.best_state, self.since_best = float("inf"), None, 0
+
+    def check(self, step: int, model: LlamaForCausalLM) -> bool:
+        """Measure the held-out loss and keep the weights if they are the best yet; True: stop now."""
+        loss = self.heldout_loss()
+        model.train()
+        self.curve.append([step, loss])
+        if loss < self.best_loss:
+            self.best_loss, self.since_best = loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        log(f"{self.name}: step {step} held-out loss {loss:.4f} (best {self.best_loss:.4f})")
+        if self.since_best >= self.patience:
+            log(f"{self.name}: held-out loss has not improved for {self.since_best} evaluations: stopping")
+        return self.since_best >= self.patience
+
+    def restore_best(self, model: LlamaForCausalLM) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+    def kept_step(self, last_step: int) -> int:
+        return min(self.curve, key=lambda c: c[1])[0] if self.curve else last_step
+
+
+def planned_steps(clock: Clock, step: int, spec: ModelSpec, run: RunSpec, device: torch.device) -> int | None:
+    """The step count that ends the schedule on time, known once the calibration window is timed.
+
+    Called after every step until it answers; the window's ends are timed after a sync."""
+    if step not in run.calibrate:
+        return None
+    sync(device)
+    clock.marks[step] = time.perf_counter()
+    if step != run.calibrate[1]:
+        return None
+    a, b = run.calibrate
+    per_step = (clock.marks[b] - clock.marks[a]) / (b - a)
+    total = step + max(0, int((clock.budget * 0.97 - (clock.marks[b] - clock.start)) / per_step))
+    log(f"{spec.name}: {per_step * 1000:.1f} ms/step -> {total} steps in {spec.minutes:g} min")
+    return total
+
+
 def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochFeeder, device: torch.device,
-          fixed_steps: int | None, heldout_loss) -> dict:
+          fixed_steps: int | None, heldout_loss: Callable[[], float]) -> dict:
     """AdamW, linear warm-up then cosine decay, bf16 autocast; stops on the step count or the budget.
 
     Unless ``fixed_steps`` is given, the step count is set once from the time of a few early steps,
@@ -733,104 +924,52 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
     weights with the lowest held-out loss are kept, and training stops after ``run.patience``
     evaluations without improvement.
     """
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
-    budget = spec.minutes * 60
-    total = fixed_steps
-    step, epochs, tokens, fallbacks, stall = 0, 0, 0, 0, 0.0
-    recent: deque = deque(maxlen=50)
-    window_loss, window_steps = torch.zeros((), device=device), 0
-    ids = labels = lengths = None
-    cursor = 0
-    requested = False  # whether the next epoch has been asked for
-    curve = []
-    best_loss, best_state, since_best = float("inf"), None, 0
+    optimizer = make_optimizer(model, spec, device)
+    batches, losses = Batches(feeder, run, device), Losses(device)
+    early = EarlyStop(spec.name, run.patience, heldout_loss)
+    step, total = 0, fixed_steps
     model.train()
-    start = time.perf_counter()
-    marks = {}
+    clock = Clock(spec.minutes)
     while total is None or step < total:
-        if fixed_steps is None and time.perf_counter() - start > budget:
+        if fixed_steps is None and clock.elapsed() > clock.budget:
             log(f"{spec.name}: time budget reached at step {step}")
             break
-        if ids is None or cursor + run.batch > len(ids):
-            waited = time.perf_counter()
-            if not requested:
-                feeder.request()
-            rows = feeder.next()
-            stall += time.perf_counter() - waited
-            # Build the next epoch meanwhile, unless the step time is still being measured.
-            requested = total is not None
-            if requested:
-                feeder.request()
-            ids, labels = to_device(rows, device)
-            lengths, fallbacks = rows.lengths, fallbacks + rows.fim_fallbacks
-            cursor, epochs = 0, epochs + 1
-            require(len(ids) >= run.batch, "an epoch is smaller than one batch")
-        x, y = ids[cursor:cursor + run.batch], labels[cursor:cursor + run.batch]
-        tokens += int(lengths[cursor:cursor + run.batch].sum())
-        cursor += run.batch
+        x, y = batches.next(ahead=total is not None)
         lr = lr_at(step, spec.lr, run.warmup, total or 10**9)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(device):
-            loss = model(input_ids=x, labels=y, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        losses.add(train_step(model, optimizer, x, y, lr, device))
         step += 1
-        recent.append(loss.detach())
-        window_loss += loss.detach()
-        window_steps += 1
-        if total is None and step in run.calibrate:
-            sync(device)
-            marks[step] = time.perf_counter()
-            if step == run.calibrate[1]:
-                a, b = run.calibrate
-                per_step = (marks[b] - marks[a]) / (b - a)
-                total = step + max(0, int((budget * 0.97 - (marks[b] - start)) / per_step))
-                log(f"{spec.name}: {per_step * 1000:.1f} ms/step -> {total} steps in {spec.minutes:g} min")
-                if not requested:
-                    feeder.request()
-                    requested = True
+        if total is None and (total := planned_steps(clock, step, spec, run, device)) is not None:
+            batches.ask_ahead()
         if total is not None and step % run.eval_every == 0:
-            paused = time.perf_counter()
-            curve.append([step, heldout_loss()])
-            model.train()
-            if curve[-1][1] < best_loss:
-                best_loss, since_best = curve[-1][1], 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-            log(f"{spec.name}: step {step} held-out loss {curve[-1][1]:.4f} (best {best_loss:.4f})")
-            start += time.perf_counter() - paused  # evaluation does not eat into the training budget
-            if since_best >= run.patience:
-                log(f"{spec.name}: held-out loss has not improved for {since_best} evaluations: stopping")
+            with clock.paused():
+                stop = early.check(step, model)
+            if stop:
                 break
         if step % run.log_every == 0:
-            elapsed = time.perf_counter() - start
-            log(f"{spec.name}: step {step}/{total or '?'} loss {float(window_loss) / window_steps:.4f} "
-                f"lr {lr:.2e} epoch {epochs} {step * run.batch * run.seq_len / elapsed / 1e3:.0f}k tok/s")
-            window_loss, window_steps = torch.zeros((), device=device), 0
+            rate = step * run.batch * run.seq_len / clock.elapsed() / 1e3
+            log(f"{spec.name}: step {step}/{total or '?'} loss {losses.take_window():.4f} "
+                f"lr {lr:.2e} epoch {batches.epochs} {rate:.0f}k tok/s")
     sync(device)
-    seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    seconds = clock.elapsed()
+    early.restore_best(model)
+    return training_stats(step, total, run, batches, losses, early, seconds)
+
+
+def training_stats(step: int, total: int | None, run: RunSpec, batches: Batches, losses: Losses,
+                   early: EarlyStop, seconds: float) -> dict:
+    """One model's training summary, as training.json records it."""
     return {
         "steps": step,
-        "kept_step": min(curve, key=lambda c: c[1])[0] if curve else step,
+        "kept_step": early.kept_step(step),
         "planned_steps": total,
-        "epochs_started": epochs,
+        "epochs_started": batches.epochs,
         "sequences_seen": step * run.batch,
-        "tokens_seen": tokens,
-        "fim_samples_too_long_used_left_to_right": fallbacks,
+        "tokens_seen": batches.tokens,
+        "fim_samples_too_long_used_left_to_right": batches.fallbacks,
         "train_seconds": round(seconds, 1),
-        "data_wait_seconds": round(stall, 1),
-        "final_train_loss": round(float(torch.stack(list(recent)).mean()), 4) if recent else None,
-        "heldout_curve": curve,
+        "data_wait_seconds": round(batches.stall, 1),
+        "final_train_loss": losses.final(),
+        "heldout_curve": early.curve,
     }
 
 
@@ -913,7 +1052,8 @@ def check_saved(directory: Path, vocab: int, fim: bool, device: torch.device) ->
 
 
 # --------------------------------------------------------------------------------------------------
-# Main
+# Stages: configure -> collect corpus -> prepare output -> train tokenizers -> encode corpus ->
+# train the pair -> reload checks -> summary
 
 
 def parse_args() -> argparse.Namespace:
@@ -931,6 +1071,102 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every stage of one run shares: the sizes, where it runs, its seed and its output folder."""
+
+    target: ModelSpec
+    draft: ModelSpec
+    run: RunSpec
+    out: Path
+    device: torch.device
+    seed: int = 1234
+    target_steps: int | None = None  # exact step counts instead of the time budgets
+    draft_steps: int | None = None
+    smoke: bool = False  # also: a subset of the corpus, and no size limit on the weights
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "sentencepiece": spm.__version__}
+
+
+def configure(args: argparse.Namespace, device: torch.device | None = None) -> Job:
+    """The job the command line asks for, on ``device`` (the GPU when there is one)."""
+    target, draft, run = build_specs(args)
+    transformers.utils.logging.disable_progress_bar()  # keep the log to one line per event
+    device = device or default_device()
+    log(f"device {device_name(device)}; " + ", ".join(f"{k} {v}" for k, v in versions().items())
+        + f"; out {args.out}")
+    return Job(target, draft, run, args.out, device, args.seed, args.target_steps, args.draft_steps,
+               args.smoke)
+
+
+def collect_corpus(job: Job, source: CorpusSource = STDLIB) -> Corpus:
+    """Read the source files and split them into training and held-out files.
+
+    A smoke run keeps a deterministic twentieth of the training files and the first 12 held-out ones."""
+    root, files, skipped = source.load()
+    train_files = [f for f in files if not source.is_heldout(f.relpath)]
+    heldout_files = [f for f in files if source.is_heldout(f.relpath)]
+    if job.smoke:
+        train_files = [f for f in train_files if zlib.crc32(f.relpath.encode()) % HELDOUT_MODULUS == 1]
+        heldout_files = heldout_files[:12]
+    log(f"corpus {root}: {len(files)} files ({len(skipped)} not UTF-8, skipped); "
+        f"train {len(train_files)}, held out {len(heldout_files)}")
+    listed = [f.relpath for f in files if source.is_heldout(f.relpath)]
+    return Corpus(source, root, train_files, heldout_files, listed, skipped)
+
+
+def prepare_output(job: Job, corpus: Corpus) -> None:
+    """Clear what an earlier run wrote to the model folders, and list the held-out files (heldout.json)."""
+    for sub in ("target", "draft"):
+        (job.out / sub).mkdir(parents=True, exist_ok=True)
+        clear_model_dir(job.out / sub)
+    listing = json.dumps(corpus.heldout_listed, indent=1) + "\n"
+    (job.out / "heldout.json").write_text(listing, encoding="utf-8")
+
+
+@dataclass
+class Tokenizers:
+    """The trained tokenizer pair: the encoder training uses, and what the checks found."""
+
+    encoder: PieceEncoder
+    loaded_as: dict  # the class each directory loads as, through each supported class
+    seconds: float
+    heldout_identical: int  # held-out files the fast backend encodes exactly as SentencePiece does
+
+
+def train_tokenizers(job: Job, corpus: Corpus) -> Tokenizers:
+    """One SentencePiece model on the training files, written as the draft's tokenizer and, with the
+    four FIM specials appended, as the target's; both reloaded and checked through every class."""
+    run, started = job.run, time.perf_counter()
+    sp_model = train_sentencepiece([f.text for f in corpus.train], run.vocab, run.sp_sample_bytes, job.seed)
+    sp = spm.SentencePieceProcessor(model_proto=sp_model)
+    require(sp.get_piece_size() == run.vocab, "SentencePiece vocabulary has the wrong size")
+    require(not any("\n" in sp.id_to_piece(i) for i in range(run.vocab)), "a piece contains a newline")
+    write_tokenizer(job.out / "draft", sp_model, ())
+    write_tokenizer(job.out / "target", sp_model, FIM_PIECES)
+    probes = pick_probes(corpus.train, corpus.heldout)
+    loaded = check_tokenizers(job.out / "draft", job.out / "target", probes, run.vocab)
+    seconds = time.perf_counter() - started
+    log(f"tokenizers written and checked ({seconds:.1f}s): {loaded}")
+    backend = AutoTokenizer.from_pretrained(job.out / "target", local_files_only=True).backend_tokenizer
+    encoder = PieceEncoder(backend)
+    texts = [f.text for f in corpus.heldout]
+    agree = sum(sp.encode(text) == ids.tolist()
+                for text, ids in zip(texts, encoder.enc_many(texts), strict=True))
+    return Tokenizers(encoder, loaded, seconds, agree)
+
+
 def pick_probes(train: list[SourceFile], heldout: list[SourceFile]) -> list[str]:
     """Round-trip probes: real files with tabs, non-ASCII and CR, some held-out files, and a synthetic
     text with the awkward cases. (A literal U+2581 "▁" would decode as a space, as in SentencePiece;
@@ -942,145 +1178,163 @@ def pick_probes(train: list[SourceFile], heldout: list[SourceFile]) -> list[str]
     return probes
 
 
-def main() -> None:
-    args = parse_args()
-    target_spec, draft_spec, run = build_specs(args)
-    transformers.utils.logging.disable_progress_bar()  # keep the log to one line per event
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
-    out: Path = args.out
-    log(f"device {device_name}; torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"tokenizers {tokenizers.__version__}, sentencepiece {spm.__version__}; out {out}")
+@dataclass
+class Dataset:
+    """The corpus as token ids: training files (epochs are cut from them) and fixed evaluation rows."""
 
-    # Corpus ------------------------------------------------------------------------------------
-    root, files, skipped = load_stdlib()
-    train_files = [f for f in files if not is_heldout(f.relpath)]
-    heldout_files = [f for f in files if is_heldout(f.relpath)]
-    if args.smoke:  # a deterministic twentieth of the training files, and a few held-out ones
-        train_files = [f for f in train_files if zlib.crc32(f.relpath.encode()) % HELDOUT_MODULUS == 1]
-        heldout_files = heldout_files[:12]
-    log(f"stdlib {root}: {len(files)} files ({len(skipped)} not UTF-8, skipped); "
-        f"train {len(train_files)}, held out {len(heldout_files)}")
-    for sub in ("target", "draft"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        clear_model_dir(out / sub)
-    heldout_all = [f.relpath for f in files if is_heldout(f.relpath)]
-    (out / "heldout.json").write_text(json.dumps(heldout_all, indent=1) + "\n", encoding="utf-8")
+    train: list[Doc]
+    heldout: list[Doc]
+    eval_ltr: Rows
+    eval_fim: Rows
 
-    # Tokenizers --------------------------------------------------------------------------------
-    started = time.perf_counter()
-    sp_model = train_sentencepiece([f.text for f in train_files], run.vocab, run.sp_sample_bytes, args.seed)
-    sp = spm.SentencePieceProcessor(model_proto=sp_model)
-    require(sp.get_piece_size() == run.vocab, "SentencePiece vocabulary has the wrong size")
-    require(not any("\n" in sp.id_to_piece(i) for i in range(run.vocab)), "a piece contains a newline")
-    write_tokenizer(out / "draft", sp_model, ())
-    write_tokenizer(out / "target", sp_model, FIM_PIECES)
-    loaded = check_tokenizers(out / "draft", out / "target", pick_probes(train_files, heldout_files), run.vocab)
-    tokenizer_seconds = time.perf_counter() - started
-    log(f"tokenizers written and checked ({tokenizer_seconds:.1f}s): {loaded}")
-    backend = AutoTokenizer.from_pretrained(out / "target", local_files_only=True).backend_tokenizer
-    encoder = PieceEncoder(backend)
-    agree = sum(sp.encode(f.text) == e.tolist()
-                for f, e in zip(heldout_files, encoder.enc_many([f.text for f in heldout_files]), strict=True))
 
-    # Data --------------------------------------------------------------------------------------
-    train_docs = build_docs([f.text for f in train_files], encoder)
-    heldout_docs = build_docs([f.text for f in heldout_files], encoder)
-    eval_ltr, eval_fim = heldout_sets(heldout_docs, encoder, run, args.seed)
+def encode_corpus(job: Job, corpus: Corpus, encoder: PieceEncoder) -> Dataset:
+    """Encode every file once, line by line, and cut the fixed held-out evaluation rows."""
+    train_docs = build_docs([f.text for f in corpus.train], encoder)
+    heldout_docs = build_docs([f.text for f in corpus.heldout], encoder)
+    eval_ltr, eval_fim = heldout_sets(heldout_docs, encoder, job.run, job.seed)
     log(f"tokens: train {doc_tokens(train_docs):,}, held out {doc_tokens(heldout_docs):,}; "
         f"eval rows {len(eval_ltr)} left-to-right + {len(eval_fim)} FIM")
+    return Dataset(train_docs, heldout_docs, eval_ltr, eval_fim)
 
-    # Models ------------------------------------------------------------------------------------
-    results = {}
-    for spec, vocab, fixed in ((target_spec, run.vocab + len(FIM_PIECES), args.target_steps),
-                               (draft_spec, run.vocab, args.draft_steps)):
-        model = make_model(spec, vocab, args.seed).to(device)
-        params = param_count(model)
-        log(f"{spec.name}: {params:,} parameters, vocab {vocab}, budget {spec.minutes:g} min")
-        feeder = EpochFeeder(
-            lambda rng, spec=spec: training_epoch(train_docs, encoder, spec, run, rng),
-            f"{args.seed}-{spec.name}")
-        try:
-            stats = train(model, spec, run, feeder, device, fixed,
-                          lambda model=model: evaluate(model, eval_ltr, run, device)["loss"])
-        finally:
-            feeder.close()
-        stats["heldout_left_to_right"] = evaluate(model, eval_ltr, run, device)
-        if spec.fim_rate:
-            stats["heldout_fim"] = evaluate(model, eval_fim, run, device)
-        log(f"{spec.name}: {stats}")
-        stats["weight_files"] = save_model(model, out / spec.name, run)
-        stats.update(parameters=params, vocab_size=vocab, spec=asdict(spec),
-                     config={k: v for k, v in model.config.to_dict().items()
-                             if k in ("hidden_size", "intermediate_size", "num_hidden_layers",
-                                      "num_attention_heads", "num_key_value_heads", "head_dim",
-                                      "max_position_embeddings", "rope_parameters", "tie_word_embeddings",
-                                      "vocab_size", "dtype")})
-        results[spec.name] = stats
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
 
-    # Reload and summarize --------------------------------------------------------------------
+def train_pair(job: Job, data: Dataset, encoder: PieceEncoder) -> dict:
+    """The target (vocabulary V + the 4 FIM specials), then the draft (V): each trained and saved."""
+    vocab = job.run.vocab
+    return {spec.name: train_model(job, spec, size, steps, data, encoder)
+            for spec, size, steps in ((job.target, vocab + len(FIM_PIECES), job.target_steps),
+                                      (job.draft, vocab, job.draft_steps))}
+
+
+# The model config's fields training.json records.
+CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_parameters",
+               "tie_word_embeddings", "vocab_size", "dtype")
+
+
+def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, data: Dataset,
+                encoder: PieceEncoder) -> dict:
+    """One model: built from the seed, trained on fresh epochs with early stopping on held-out loss,
+    measured on the held-out rows, saved as fp16 safetensors. Returns its training.json entry."""
+    run, device = job.run, job.device
+    model = make_model(spec, vocab, job.seed).to(device)
+    params = param_count(model)
+    log(f"{spec.name}: {params:,} parameters, vocab {vocab}, budget {spec.minutes:g} min")
+    feeder = EpochFeeder(lambda rng: training_epoch(data.train, encoder, spec, run, rng),
+                         f"{job.seed}-{spec.name}")
+    try:
+        stats = train(model, spec, run, feeder, device, fixed_steps,
+                      lambda model=model: evaluate(model, data.eval_ltr, run, device)["loss"])
+    finally:
+        feeder.close()
+    stats["heldout_left_to_right"] = evaluate(model, data.eval_ltr, run, device)
+    if spec.fim_rate:
+        stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device)
+    log(f"{spec.name}: {stats}")
+    stats["weight_files"] = save_model(model, job.out / spec.name, run)
+    stats.update(parameters=params, vocab_size=vocab, spec=asdict(spec),
+                 config={k: v for k, v in model.config.to_dict().items() if k in CONFIG_KEYS})
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return stats
+
+
+def check_reloads(job: Job, results: dict) -> None:
+    """Load each saved model as the server would and record its greedy completions."""
     for name in ("target", "draft"):
-        results[name]["reload_check"] = check_saved(out / name, run.vocab, name == "target", device)
+        check = check_saved(job.out / name, job.run.vocab, name == "target", job.device)
+        results[name]["reload_check"] = check
         log(f"{name} reloaded; greedy completions: {results[name]['reload_check']}")
+
+
+def write_summary(job: Job, corpus: Corpus, tokens: Tokenizers, data: Dataset, results: dict) -> dict:
+    """training.json: the corpus, the tokenizer, how the models were trained and each model's figures."""
     total_bytes = sum(sum(r["weight_files"].values()) for r in results.values())
-    if not args.smoke:
+    if not job.smoke:
         require(total_bytes <= 40_000_000, f"the pair takes {total_bytes:,} bytes, over 40 MB")
     summary = {
-        "corpus": {
-            "source": "Python standard library (*.py, site-packages excluded)",
-            "python_version": platform.python_version(),
-            "heldout_rule": f"zlib.crc32(relpath.encode('utf-8')) % {HELDOUT_MODULUS} == 0",
-            "files_not_utf8_skipped": len(skipped),
-            "files_train": len(train_files),
-            "files_heldout": len(heldout_files),
-            "files_heldout_listed": len(heldout_all),
-            "tokens_train": doc_tokens(train_docs),
-            "tokens_heldout": doc_tokens(heldout_docs),
-            "smoke_subset": args.smoke,
-        },
-        "tokenizer": {
-            "type": "SentencePiece BPE (LLaMA settings), byte fallback, identity normalization",
-            "vocab_draft": run.vocab,
-            "vocab_target": run.vocab + len(FIM_PIECES),
-            "fim_ids": {p: run.vocab + i for i, p in enumerate(FIM_PIECES)},
-            "sentencepiece_sample_bytes": run.sp_sample_bytes,
-            "seconds": round(tokenizer_seconds, 1),
-            "heldout_files_identical_to_sentencepiece": f"{agree}/{len(heldout_files)}",
-            "loaded_as": loaded,
-        },
-        "training": {
-            "device": device_name,
-            "seed": args.seed,
-            "seq_len": run.seq_len,
-            "batch_sequences": run.batch,
-            "optimizer": "AdamW(0.9, 0.95), weight decay 0.1 on matrices, clip 1.0",
-            "schedule": f"linear warm-up {run.warmup} steps, cosine to {MIN_LR_FRACTION:g} x peak",
-            "precision": "bf16 autocast on CUDA, fp32 master weights; saved as fp16",
-            "samples": "one per row, right-padded; each from a run of whole lines of one file",
-            "left_to_right": "[BOS] + enc(chunk)",
-            "fim": {"share_of_target_samples": target_spec.fim_rate, "spm_share_of_fim": FIM_SPM_SHARE,
-                    "psm": "[BOS, PRE] + enc(prefix) + [SUF] + enc_infill(suffix) + [MID] + enc_infill(middle)"
-                           " + [EOT]",
-                    "spm": "[BOS, PRE, SUF] + enc_infill(suffix) + [MID] + enc(prefix) + enc_infill(middle)"
-                           " + [EOT]",
-                    "enc_infill": "encode('\\n' + s) without the leading ids of encode('\\n')",
-                    "holes": "5% empty, else part of one line or the rest of 1-6 lines",
-                    "loss": "all tokens of every sample (FIM samples included)",
-                    "heldout_middle_loss": "loss on middle + EOT tokens of held-out FIM rows"},
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "tokenizers": tokenizers.__version__, "sentencepiece": spm.__version__},
-        },
+        "corpus": corpus_summary(job, corpus, data),
+        "tokenizer": tokenizer_summary(job, corpus, tokens),
+        "training": training_summary(job),
         "models": results,
         "weights_bytes_total": total_bytes,
         "total_seconds": round(time.perf_counter() - T0, 1),
     }
     text = json.dumps(summary, indent=2, ensure_ascii=False)
-    (out / "training.json").write_text(text + "\n", encoding="utf-8")
+    (job.out / "training.json").write_text(text + "\n", encoding="utf-8")
     log("done; training.json:")
     print(text, flush=True)
+    return summary
+
+
+def corpus_summary(job: Job, corpus: Corpus, data: Dataset) -> dict:
+    return {
+        "source": corpus.source.description,
+        "python_version": platform.python_version(),
+        "heldout_rule": corpus.source.heldout_rule,
+        "files_not_utf8_skipped": len(corpus.skipped),
+        "files_train": len(corpus.train),
+        "files_heldout": len(corpus.heldout),
+        "files_heldout_listed": len(corpus.heldout_listed),
+        "tokens_train": doc_tokens(data.train),
+        "tokens_heldout": doc_tokens(data.heldout),
+        "smoke_subset": job.smoke,
+    }
+
+
+def tokenizer_summary(job: Job, corpus: Corpus, tokens: Tokenizers) -> dict:
+    return {
+        "type": "SentencePiece BPE (LLaMA settings), byte fallback, identity normalization",
+        "vocab_draft": job.run.vocab,
+        "vocab_target": job.run.vocab + len(FIM_PIECES),
+        "fim_ids": {p: job.run.vocab + i for i, p in enumerate(FIM_PIECES)},
+        "sentencepiece_sample_bytes": job.run.sp_sample_bytes,
+        "seconds": round(tokens.seconds, 1),
+        "heldout_files_identical_to_sentencepiece": f"{tokens.heldout_identical}/{len(corpus.heldout)}",
+        "loaded_as": tokens.loaded_as,
+    }
+
+
+# How samples are written, as training.json describes them (the code is Plan.ltr and Plan.fim).
+FIM_FORMAT = {
+    "psm": "[BOS, PRE] + enc(prefix) + [SUF] + enc_infill(suffix) + [MID] + enc_infill(middle) + [EOT]",
+    "spm": "[BOS, PRE, SUF] + enc_infill(suffix) + [MID] + enc(prefix) + enc_infill(middle) + [EOT]",
+    "enc_infill": "encode('\\n' + s) without the leading ids of encode('\\n')",
+    "holes": "5% empty, else part of one line or the rest of 1-6 lines",
+    "loss": "all tokens of every sample (FIM samples included)",
+    "heldout_middle_loss": "loss on middle + EOT tokens of held-out FIM rows",
+}
+
+
+def training_summary(job: Job) -> dict:
+    run = job.run
+    return {
+        "device": device_name(job.device),
+        "seed": job.seed,
+        "seq_len": run.seq_len,
+        "batch_sequences": run.batch,
+        "optimizer": "AdamW(0.9, 0.95), weight decay 0.1 on matrices, clip 1.0",
+        "schedule": f"linear warm-up {run.warmup} steps, cosine to {MIN_LR_FRACTION:g} x peak",
+        "precision": "bf16 autocast on CUDA, fp32 master weights; saved as fp16",
+        "samples": "one per row, right-padded; each from a run of whole lines of one file",
+        "left_to_right": "[BOS] + enc(chunk)",
+        "fim": {"share_of_target_samples": job.target.fim_rate, "spm_share_of_fim": FIM_SPM_SHARE,
+                **FIM_FORMAT},
+        "versions": versions(),
+    }
+
+
+def main() -> None:
+    """The stages in order; each logs what it did, and training.json sums them up."""
+    job = configure(parse_args())
+    corpus = collect_corpus(job)
+    prepare_output(job, corpus)
+    tokens = train_tokenizers(job, corpus)
+    data = encode_corpus(job, corpus, tokens.encoder)
+    results = train_pair(job, data, tokens.encoder)
+    check_reloads(job, results)
+    write_summary(job, corpus, tokens, data, results)
 
 
 if __name__ == "__main__":

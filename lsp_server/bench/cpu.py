@@ -15,7 +15,7 @@ from ..config import Settings
 from ..engine.api import GenerationRequest
 from ..engine.models import demo_paths, load_models
 from ..engine.speculative import Engine
-from .replay import heldout_file
+from .heldout import heldout_file
 
 
 def _prompts(codec, count: int, length: int, seed: int = 0) -> list[list[int]]:

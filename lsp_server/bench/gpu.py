@@ -26,6 +26,7 @@ from .synthetic import (
     rewire,
     scaled,
 )
+from .heldout import heldout_file, heldout_text
 from ..prompt import CursorContext
 
 ALPHAS = (0.0, 0.5, 0.7, 0.8, 0.9)
@@ -202,7 +203,7 @@ def demo_exactness(prompts: int = 24, new: int = 48) -> dict:
     t, d = demo_paths()
     models = load_models(Settings(target=str(t), draft=str(d), device="auto", dtype="float32"))
     engine = Engine(models.target, models.draft, max_gamma=6, graphs=True, graph_capacity=1024)
-    text = _heldout_text()
+    text = heldout_text()
     rng = random.Random(0)
     same, accepted, drafted = 0, 0, 0
     for i in range(prompts):
@@ -219,19 +220,6 @@ def demo_exactness(prompts: int = 24, new: int = 48) -> dict:
             "accepted": accepted, "drafted": drafted}
 
 
-def _heldout_text() -> str:
-    import json
-    import sysconfig
-    from pathlib import Path
-
-    from ..engine.models import DEMO_DIR
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    names = json.loads((DEMO_DIR / "heldout.json").read_text())
-    names = names.get("files", names) if isinstance(names, dict) else names
-    return "\n".join((stdlib / n).read_text(encoding="utf-8", errors="replace") for n in names if (stdlib / n).exists())
-
-
 def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     """The typing replay (replay.py) on the real shapes: prompts are a held-out file's SPM prompts
     built with the demo tokenizer at a 2k-token context, completions are 48 tokens. The models are
@@ -240,7 +228,7 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     from ..config import Settings
     from ..engine.models import demo_paths, load_models
     from ..prompt import PromptBuilder
-    from .replay import heldout_file, summarize, typing_events
+    from .replay import summarize, typing_events
 
     codec = load_models(Settings(target=str(demo_paths()[0]), draft="none", device="cpu")).codec
     text = heldout_file(12000).read_text(encoding="utf-8")

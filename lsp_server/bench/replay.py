@@ -9,28 +9,14 @@ the embedded demo pair; on a GPU the real shapes run through the engine (see gpu
 
 from __future__ import annotations
 
-import json
 import statistics
-import sysconfig
 import time
 from pathlib import Path
 
+from .heldout import heldout_file
 from ..prompt import CursorContext
 
 PAUSE_AFTER = set(" \n.,:;()[]{}=")  # a 150 ms pause follows these: the editor's debounce fires
-
-
-def heldout_file(min_chars: int = 8000) -> Path:
-    """A held-out standard-library file of this machine, long enough for a 2k-token context."""
-    from ..engine.models import DEMO_DIR
-
-    names = json.loads((DEMO_DIR / "heldout.json").read_text())
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in names:
-        path = stdlib / name
-        if path.exists() and len(path.read_text(encoding="utf-8", errors="replace")) >= min_chars:
-            return path
-    raise FileNotFoundError("no held-out standard-library file of that size on this machine")
 
 
 def typing_events(text: str, start: int, length: int):

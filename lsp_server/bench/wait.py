@@ -16,8 +16,8 @@ import time
 
 from ..config import Settings
 from ..engine.models import demo_paths, load_models
+from .heldout import heldout_file
 from ..prompt import CursorContext
-from .replay import heldout_file
 
 DOC, OTHER = "file:///bench/long.py", "file:///bench/other.py"
 SHOWN = CursorContext("def area(r):\n    return ", "\n")
