@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -25,10 +24,10 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
-from .documents import PositionError, SyncedWorkspace, cursor_context, end_position, text_units
+from .documents import PositionError, SyncedWorkspace, cursor_context, end_position
 from .engine.api import Cancelled
 from .framing import FrameReader
-from .items import inline_item
+from .items import accept_command, completion_item, inline_item, snippets_welcome
 from .prompt import CursorContext
 from .protocol import SpeclspProtocol, serve_frames, stdin_chunks
 from .scheduler import Scheduler, Superseded
@@ -42,7 +41,6 @@ COMPLETION_OPTIONS = types.CompletionOptions(trigger_characters=[".", "(", " "])
 # Notices of models the server picked by itself (no CodeLlama-7b or draft in the local cache) are
 # information; any other notice is about a model the settings named and could not be used.
 CHOSEN_BY_ITSELF = "is not on this machine"
-WORD_RE = re.compile(r"[\w$]*$")
 EDITOR_CHECK_S = 1.0  # how often the editor's process is looked for
 WARM_AFTER_S = 0.3  # typing pause after which a document's prompt is prefilled in the background
 
@@ -297,15 +295,6 @@ class SpeclspServer(LanguageServer):
         caps = self.client_capabilities.text_document
         return not (caps and caps.inline_completion)
 
-    def snippets_welcome(self) -> bool:
-        """Completion items go as snippets where the client expands them, since some clients insert
-        a plain-text item only up to its first space (Neovim 0.11). Not to Helix, which indents a
-        multi-line snippet's later lines a second time, nor to clients without snippet support
-        (eglot without yasnippet), which would show the escapes."""
-        caps = self.client_capabilities.text_document
-        item = caps.completion.completion_item if caps and caps.completion else None
-        return bool(item and item.snippet_support) and "helix" not in self.client_name.lower()
-
     @property
     def encoding(self) -> str:
         return str(self.workspace.position_encoding or "utf-16")
@@ -429,10 +418,6 @@ def _version(ls: SpeclspServer, uri: str) -> int | None:
     return None if doc is None else doc.version
 
 
-def _accept_command(rid: int) -> types.Command:
-    return types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[rid])
-
-
 def create_server(settings: Settings | None = None) -> SpeclspServer:
     server = SpeclspServer(settings)
 
@@ -502,7 +487,7 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         if completion is None or not completion.text or _version(ls, uri) != asked:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(items=[
-            inline_item(ctx, params.position, completion.text, _accept_command(rid), ls.encoding)])
+            inline_item(ctx, params.position, completion.text, accept_command(rid), ls.encoding)])
 
     async def completion_fallback(ls: SpeclspServer, params: types.CompletionParams) -> types.CompletionList:
         """The fallback for editors without inline completion: one item whose text is the completion.
@@ -514,7 +499,8 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         completion, rid = await ls.complete(params.text_document.uri, ctx, "completion")
         if completion is None or not completion.text:
             return types.CompletionList(is_incomplete=True, items=[])
-        item = _completion_item(ctx, params.position, completion.text, rid, ls.encoding, ls.snippets_welcome())
+        snippet = snippets_welcome(ls.client_capabilities, ls.client_name)
+        item = completion_item(ctx, params.position, completion.text, accept_command(rid), ls.encoding, snippet)
         return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command("speclsp.stats")
@@ -542,23 +528,6 @@ def create_server(settings: Settings | None = None) -> SpeclspServer:
         ls.scheduler.close(timeout=0)
 
     return server
-
-
-def _completion_item(ctx: CursorContext, position: types.Position, text: str, rid: int,
-                     encoding: str, snippet: bool) -> types.CompletionItem:
-    """Replace the word being typed with word + completion, so clients' own filtering keeps it.
-
-    As a snippet with nothing to expand where the client takes snippets (see snippets_welcome)."""
-    word = WORD_RE.search(ctx.line_prefix).group(0)
-    start = types.Position(position.line, position.character - text_units(word, encoding))
-    label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
-    new_text = re.sub(r"([\\$}])", r"\\\1", word + text) if snippet else word + text
-    return types.CompletionItem(
-        label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",
-        filter_text=word + text.split("\n", 1)[0], sort_text="0",
-        text_edit=types.TextEdit(types.Range(start, position), new_text),
-        insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
-        command=_accept_command(rid))
 
 
 async def _progress_while_loading(ls: SpeclspServer) -> None:
