@@ -24,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from .config import Settings, SettingsMessages, settings_from_lsp
-from .documents import PositionError, SyncedWorkspace, cursor_context, end_position
+from .documents import PositionError, SyncedWorkspace, cursor_context, encoding_name, end_position
 from .engine.api import Cancelled
 from .framing import FrameReader
 from .items import accept_command, completion_item, inline_item, snippets_welcome
@@ -297,7 +297,7 @@ class SpeclspServer(LanguageServer):
 
     @property
     def encoding(self) -> str:
-        return str(self.workspace.position_encoding or "utf-16")
+        return encoding_name(self.workspace.position_encoding)
 
     async def complete(self, uri: str, ctx: CursorContext, trigger: str) -> tuple[Completion | None, int]:
         """Schedule one completion; None when superseded, cancelled, not ready or failed."""
