@@ -13,7 +13,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
 INSTRUMENTS = {"bench.py", "bench_gpu.py", "bench_cpu.py", "bench_wait.py", "replay.py", "doctor.py", "faults.py", "bench_common.py"}
 PROTOCOL_EDGE = {"server.py", "protocol.py", "documents.py", "items.py", "client_log.py", "cli.py", "demo.py",
-                 "doctor.py", "tcp.py", "framing.py"}
+                 "doctor.py", "tcp.py", "framing.py", "session.py", "notices.py", "lifecycle.py", "completing.py",
+                 "completion_handlers.py", "sync_handlers.py", "loading.py"}
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
