@@ -23,30 +23,34 @@ from .prompt import CursorContext
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # each line with its break
+LINE_BLOCK = 1 << 16  # characters whose newlines are counted at once when looking for a line
 
 
 class PositionError(ValueError):
     """The position does not exist in the document."""
 
 
-def _units(char: str, encoding: str) -> int:
-    if encoding == "utf-8":
-        return len(char.encode("utf-8", "surrogatepass"))
-    if encoding == "utf-32":
-        return 1
-    return 2 if ord(char) > 0xFFFF else 1
-
-
-LINE_BLOCK = 1 << 16  # characters whose newlines are counted at once when looking for a line
-
-
 def text_units(text: str, encoding: str = "utf-16") -> int:
-    """Length of `text` in the encoding's code units."""
+    """Length of `text` in the encoding's code units: the one rule for every position and range."""
     if encoding == "utf-8":
         return len(text.encode("utf-8", "surrogatepass"))
     if encoding == "utf-32":
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _chars_in_units(text: str, units: int, encoding: str) -> int | None:
+    """How many characters of `text` make exactly `units` code units; None where those units end
+    inside a character. A binary search over prefixes, since every character has at least one unit:
+    a long minified line costs a few encodes at C speed, not a Python step per character."""
+    lo, hi = 0, len(text)
+    while lo < hi:  # the shortest prefix with at least `units` units
+        mid = (lo + hi) // 2
+        if text_units(text[:mid], encoding) < units:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if text_units(text[:lo], encoding) == units else None
 
 
 def encoding_name(kind) -> str:
@@ -90,16 +94,13 @@ def offset_at(source: str, line: int, character: int, encoding: str = "utf-16") 
     start = line_start(source, line)
     brk = LINE_BREAK.search(source, start)
     text = source[start:brk.start() if brk else len(source)]
-    units = 0
-    for i, ch in enumerate(text):
-        if units >= character:
-            if units > character:
-                raise PositionError(f"character {character} falls inside a multi-unit character on line {line}")
-            return start + i
-        units += _units(ch, encoding)
-    if units == character:
-        return start + len(text)
-    raise PositionError(f"character {character} is past the end of line {line} ({units} {encoding} units)")
+    units = text_units(text, encoding)
+    if character > units:
+        raise PositionError(f"character {character} is past the end of line {line} ({units} {encoding} units)")
+    chars = _chars_in_units(text, character, encoding)
+    if chars is None:
+        raise PositionError(f"character {character} falls inside a multi-unit character on line {line}")
+    return start + chars
 
 
 def position_at(source: str, offset: int, encoding: str = "utf-16") -> tuple[int, int]:

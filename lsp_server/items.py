@@ -1,9 +1,9 @@
-"""Shaping of inline completion items: what text an item replaces, and with what.
+"""Item shaping: a suggestion as the editor's inline or completion item, with the accept command.
 
-An item replaces the whole cursor line with that line plus the suggestion at the cursor, instead of
-inserting the suggestion at an empty range. The edit is the same, but the item now says which line
-it was made for, so a client that keeps it on screen while the user types on can tell whether it
-still fits the text:
+Inline items replace the whole cursor line with that line plus the suggestion at the cursor, instead
+of inserting the suggestion at an empty range. The edit is the same, but the item now says which
+line it was made for, so a client that keeps it on screen while the user types on can tell whether
+it still fits the text:
 
 - Neovim 0.12 keeps showing an old item and, on Tab, applies it at the range it came with. It draws
   the item against the current line (skipping what the user typed that agrees with it), and the
@@ -15,14 +15,28 @@ still fits the text:
 The line's text after the cursor is part of the item too: Neovim draws a non-empty range as an
 overlay from the cursor on, so the ghost text covers that text and must repeat it to show the line
 as it will read once accepted.
+
+Completion items (the fallback for editors without inline completion) replace the word being typed
+with the word plus the suggestion, so the client's own filtering keeps them; see completion_item.
 """
 
 from __future__ import annotations
+
+import re
 
 from lsprotocol import types
 
 from .documents import text_units
 from .prompt import CursorContext
+
+ACCEPTED = "speclsp.accepted"  # the command an item runs when the user takes it
+WORD_RE = re.compile(r"[\w$]*$")  # the word being typed, at the end of the line before the cursor
+SNIPPET_SPECIAL = re.compile(r"([\\$}])")  # what a snippet's text escapes to mean itself
+
+
+def accept_command(request_id: int) -> types.Command:
+    """The command an item carries, so the editor reports which request's suggestion was taken."""
+    return types.Command(title="speclsp: accepted", command=ACCEPTED, arguments=[request_id])
 
 
 def inline_item(ctx: CursorContext, position: types.Position, text: str, command: types.Command,
@@ -42,3 +56,30 @@ def inserted_text(item: types.InlineCompletionItem, line_prefix: str, line_suffi
     text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
     assert text.startswith(line_prefix) and text.endswith(line_suffix), "the item was made for another line"
     return text[len(line_prefix):len(text) - len(line_suffix)]
+
+
+def completion_item(ctx: CursorContext, position: types.Position, text: str, command: types.Command,
+                    encoding: str, snippet: bool) -> types.CompletionItem:
+    """One item that replaces the word being typed with the word plus `text`, so the client's own
+    filtering (by the word) keeps it. As a snippet with nothing to expand where `snippet` (see
+    snippets_welcome), plain text otherwise."""
+    word = WORD_RE.search(ctx.line_prefix).group(0)
+    start = types.Position(position.line, position.character - text_units(word, encoding))
+    label = (word + text).split("\n", 1)[0].strip() or text.strip()[:60]
+    new_text = SNIPPET_SPECIAL.sub(r"\\\1", word + text) if snippet else word + text
+    return types.CompletionItem(
+        label=label[:80], kind=types.CompletionItemKind.Text, detail="speclsp",
+        filter_text=word + text.split("\n", 1)[0], sort_text="0",
+        text_edit=types.TextEdit(types.Range(start, position), new_text),
+        insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
+        command=command)
+
+
+def snippets_welcome(capabilities: types.ClientCapabilities, client_name: str) -> bool:
+    """Completion items go as snippets where the client expands them, since some clients insert
+    a plain-text item only up to its first space (Neovim 0.11). Not to Helix, which indents a
+    multi-line snippet's later lines a second time, nor to clients without snippet support
+    (eglot without yasnippet), which would show the escapes."""
+    caps = capabilities.text_document
+    item = caps.completion.completion_item if caps and caps.completion else None
+    return bool(item and item.snippet_support) and "helix" not in client_name.lower()

@@ -13,7 +13,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
 INSTRUMENTS = {"bench", "tools/doctor.py", "faults.py"}  # folders or files, relative to the package
 PROTOCOL_EDGE = {"server.py", "protocol.py", "documents.py", "items.py", "client_log.py", "cli.py", "tools/demo.py",
-                 "tools/doctor.py", "tcp.py", "framing.py"}
+                 "tools/doctor.py", "tcp.py", "framing.py", "session.py", "notices.py", "lifecycle.py", "completing.py",
+                 "completion_handlers.py", "sync_handlers.py", "loading.py"}
 
 
 def within(path: Path, places: set[str]) -> bool:

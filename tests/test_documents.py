@@ -1,6 +1,8 @@
 """LSP positions in UTF-16 (default), UTF-8 and UTF-32, on emoji and CJK text."""
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from lsp_server.documents import PositionError, cursor_context, offset_at, position_at
 
@@ -52,3 +54,37 @@ def test_line_starts_across_counted_blocks(monkeypatch, block):
     assert [documents.line_start(text, n) for n in range(len(starts))] == starts
     with pytest.raises(PositionError):
         documents.line_start(text, len(starts))
+
+
+def units_of(ch: str, encoding: str) -> int:
+    """The slow reference: one character's code units, by its code point."""
+    if encoding == "utf-8":
+        return len(ch.encode("utf-8", "surrogatepass"))
+    return 1 if encoding == "utf-32" or ord(ch) <= 0xFFFF else 2
+
+
+def reference_offset(line: str, character: int, encoding: str) -> int | str:
+    """Walk the line a character at a time: the offset, or which error the position is."""
+    units = 0
+    for i, ch in enumerate(line + "\n"):
+        if units >= character:
+            return i if units == character else "inside"
+        units += units_of(ch, encoding)
+    return "past the end"
+
+
+@given(line=st.text(st.sampled_from("ab é中文😀🀄\t\ud83d\udc00\x00"), max_size=12),
+       character=st.integers(0, 40), encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+@example(line="😀x", character=1, encoding="utf-16")  # between the halves of a surrogate pair
+@example(line="é", character=1, encoding="utf-8")  # inside the line's last character
+@example(line="\ud83d\udc00", character=1, encoding="utf-16")  # two lone surrogates are two characters
+@example(line="中", character=4, encoding="utf-8")  # one past the end
+@settings(max_examples=300)
+def test_offsets_agree_with_walking_the_line(line, character, encoding):
+    expected = reference_offset(line, character, encoding)
+    source = "first 😀\n" + line + "\nlast"
+    if isinstance(expected, int):
+        assert offset_at(source, 1, character, encoding) == len("first 😀\n") + expected
+    else:
+        with pytest.raises(PositionError, match=expected):
+            offset_at(source, 1, character, encoding)

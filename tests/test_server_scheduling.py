@@ -45,7 +45,7 @@ async def test_typed_through_answer_does_not_wait_for_the_worker():
         with pytest.raises(Superseded):
             older.future.result(0)
         record = server.stats[-1]
-        assert record["typed_through"] is True and record["cancelled"] is False
+        assert record.typed_through is True and record.cancelled is False
     finally:
         release.set()
         server.scheduler.close()
@@ -167,7 +167,7 @@ async def test_an_older_request_finishing_after_a_typed_through_answer_answers_e
         release.set()
         late, _ = await asyncio.wait_for(older, 10)
         assert late is None
-        assert [r["cancelled"] for r in server.stats] == [False, True]  # typed through, then the older one
+        assert [r.cancelled for r in server.stats] == [False, True]  # typed through, then the older one
     finally:
         release.set()
         server.scheduler.close()

@@ -13,8 +13,9 @@ import statistics
 import time
 from pathlib import Path
 
-from .heldout import heldout_file
 from ..prompt import CursorContext
+from ..records import cache_hit
+from .heldout import heldout_file
 
 PAUSE_AFTER = set(" \n.,:;()[]{}=")  # a 150 ms pause follows these: the editor's debounce fires
 
@@ -45,8 +46,7 @@ def summarize(rows: list[dict]) -> dict:
         "prefill_tokens_median": statistics.median([r["prefill_tokens"] for r in model]) if model else 0,
         "prefill_tokens_mean": round(statistics.mean([r["prefill_tokens"] for r in model]), 1) if model else 0,
         "prompt_tokens_mean": round(statistics.mean([r["prompt_tokens"] for r in model]), 1) if model else 0,
-        "hit_rate": round(sum(r.get("reused_tokens", 0) > 0 or bool(r.get("typed_through")) for r in rows)
-                          / max(len(rows), 1), 3),
+        "hit_rate": round(sum(cache_hit(r) for r in rows) / max(len(rows), 1), 3),
         "typed_through": len(through),
         "typed_through_latency_ms_p50": round(percentile([r["latency_ms"] for r in through], 0.5), 3),
     }
