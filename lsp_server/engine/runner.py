@@ -31,7 +31,6 @@ class ModelRunner:
         self.model = model.eval()
         self.before_forward = before_forward or (lambda: None)
         cfg = model.config
-        self.config = cfg
         self.vocab_size = int(cfg.vocab_size)
         self.layers = list(model.model.layers)
         self.heads = int(cfg.num_attention_heads)
