@@ -18,7 +18,8 @@ def finish_reason(generated: list[int], request: GenerationRequest, limit: int |
     return None
 
 
-def emit_all(generated: list[int], tokens: list[int], request: GenerationRequest, limit: int | None = None) -> str | None:
+def emit_all(generated: list[int], tokens: list[int], request: GenerationRequest,
+             limit: int | None = None) -> str | None:
     """Append tokens one by one, stopping at the first that ends the completion."""
     for tok in tokens:
         generated.append(tok)
