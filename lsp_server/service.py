@@ -172,7 +172,6 @@ class CompletionService:
         self.suggestions = SuggestionStore()
         if self.engine is not None:
             self.engine.shrink()
-            self.engine.gammas.clear()
         if self.builder is not None:
             self.builder.windows.clear()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import warnings
 
@@ -152,6 +153,17 @@ def test_cache_length_after_each_request(models):
     assert slot.target.length <= len(ids) + len(out.tokens)
     assert slot.target.tokens[: len(ids)] == ids
     assert slot.target.tokens[len(ids):] == out.tokens[: slot.target.length - len(ids)]
+
+
+def test_generate_leaves_the_request_as_it_was(models):
+    target, draft = models
+    engine = Engine(target, draft, max_gamma=4)
+    ids = prompt(4, 1010)  # 1011 of the target's 1024 positions: room for 1024 - 1011 - 4 - 1 = 8 tokens
+    req = request(ids, max_new=100, cache_key="doc", stop_ids=frozenset())
+    before = copy.deepcopy(req)
+    out = engine.generate(req)
+    assert len(out.tokens) == 8 and out.stats.finish_reason == "length"  # the engine's own limit applied
+    assert req == before  # ... without writing it into the caller's request
 
 
 def test_cancel_flag_stops_between_steps(models):

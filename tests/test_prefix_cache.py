@@ -1,10 +1,17 @@
-"""Prefix reuse across keystrokes: warm output equals cold output, and only new tokens are fed."""
+"""Prefix reuse across keystrokes: warm output equals cold output, and only new tokens are fed.
+
+Every test runs in both modes of the slot store: a slot per document, and one working slot that
+documents are copied in and out of (as under graphs on a GPU, here on the CPU).
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 
 from lsp_server.config import Settings
+from lsp_server.engine import speculative
 from lsp_server.prompt import CursorContext
 from lsp_server.service import CompletionService
 from tests.fixtures import common_prefix, corpus_text
@@ -17,6 +24,13 @@ def service(pair, **kw) -> CompletionService:
                                    max_tokens=12, context_tokens=512, time_budget_ms=60_000, **kw))
     s.load()
     return s
+
+
+@pytest.fixture(autouse=True, params=["own slots", "working slot"])
+def store_mode(request, monkeypatch):
+    if request.param == "working slot":  # the services below build their engine with a working slot
+        monkeypatch.setattr(speculative, "Engine", partial(speculative.Engine, working_slot=True))
+    return request.param
 
 
 # Fresh services per test: the prompt window of a document depends on its history (that is what
@@ -68,6 +82,16 @@ def test_warm_equals_cold_across_edits(warm, cold):
     assert reused > 0
 
 
+def test_a_document_switch_keeps_each_documents_kv(warm, cold):
+    a, b = TEXT, TEXT[2000:]
+    first = warm.compute(ctx(a, 3000), "a")
+    warm.compute(ctx(b, 900), "b")  # under a working slot, "a" is copied out here
+    back = warm.compute(ctx(a[:3000] + "x" + a[3000:], 3001), "a")  # ... and back in here
+    assert back.stats["reused_tokens"] > first.stats["prompt_tokens"] // 2
+    assert back.text == cold.compute(ctx(a[:3000] + "x" + a[3000:], 3001), "a").text
+    assert warm.compute(ctx(b, 901), "b").stats["reused_tokens"] > 0
+
+
 def test_prefilled_tokens_are_what_the_edit_implies(warm):
     at = TEXT.index("def ", 3000)
     doc = TEXT
@@ -75,7 +99,7 @@ def test_prefilled_tokens_are_what_the_edit_implies(warm):
     counts = []
     for ch in "result = 42":
         doc, at = doc[:at] + ch + doc[at:], at + 1
-        held = list(warm.engine.slots.slots["p"].target.tokens)
+        held = list(warm.engine.slots.held("p").tokens)
         new = warm.builder.build(ctx(doc, at), "p").target_ids
         stats = warm.compute(ctx(doc, at), "p").stats
         assert stats["prefill_tokens"] == len(new) - min(common_prefix(held, new), len(new) - 1)
@@ -85,6 +109,7 @@ def test_prefilled_tokens_are_what_the_edit_implies(warm):
     assert counts[len(counts) // 2] <= 3  # a keystroke costs a few tokens, not the prompt
 
 
+@pytest.mark.parametrize("store_mode", ["own slots"], indirect=True)
 def test_eviction_under_a_tiny_budget_changes_nothing(pair, cold):
     tiny = service(pair, cache_budget_mb=1)  # room for the KV of a few tiny-model documents
     slot_bytes = []
@@ -96,6 +121,23 @@ def test_eviction_under_a_tiny_budget_changes_nothing(pair, cold):
     assert tiny.engine.slots.evictions > 0
     assert 10 * max(slot_bytes) > 1 << 20  # the ten documents really do not fit together
     assert tiny.engine.slots.nbytes <= 1 << 20
+
+
+@pytest.mark.parametrize("store_mode", ["working slot"], indirect=True)
+def test_documents_swapped_out_of_the_working_slot_are_evicted_under_a_tiny_budget(pair, cold):
+    tiny = service(pair, cache_budget_mb=1)
+    store = tiny.engine.slots
+    for round_ in range(2):
+        for doc in range(10):
+            key, at = f"doc{doc}", 1000 + 300 * doc + round_
+            out = tiny.compute(ctx(TEXT, at), key)
+            assert out.text == cold.compute(ctx(TEXT, at), key).text
+            assert store.owner == key and store.held(key) is store.working.target  # nothing moved out yet
+            if round_ == 1:  # the second time round, earlier documents' KV was evicted: prefilled again
+                assert out.stats["reused_tokens"] == 0
+    assert store.evictions > 0
+    assert 10 * max(s.nbytes for s in store.slots.values()) > 1 << 20  # the ten copies do not fit together
+    assert store.nbytes <= 1 << 20
 
 
 def test_typing_through_needs_no_model_call(warm, monkeypatch):

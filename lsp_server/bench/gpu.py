@@ -153,7 +153,6 @@ def decode_table(engine: Engine, draft, nxt, reps: int) -> dict:
     for alpha in ALPHAS:
         engine.slots.clear()
         rewire(draft, noisy_map(nxt, alpha))
-        engine.gammas.clear()
         row = run(True)
         row["speedup_vs_plain"] = round(rows["plain"]["ms_per_token"] / row["ms_per_token"], 2)
         rows[f"alpha_{alpha}"] = row
@@ -238,7 +237,6 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     for name, key in (("cache_off", None), ("cache_on", "replay")):
         builder = PromptBuilder(codec, context_tokens=2048, fim_order="spm", draft_positions=2048, reserve=64)
         engine.slots.clear()
-        engine.gammas.clear()
         rows = []
         for doc, at in events:
             p = builder.build(CursorContext(doc[:at], doc[at:]), "replay")

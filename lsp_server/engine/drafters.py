@@ -38,9 +38,7 @@ class ModelDrafter:
 
     def sync(self, cache: KVCache, view: list[int]) -> tuple[torch.Tensor, int]:
         """Make `cache` hold `view`, reusing the common prefix. Returns (last logits, tokens fed)."""
-        common = min(cache.common_prefix(view), len(view) - 1)  # the last token must be fed for its logits
-        cache.rewind(common)
-        fed = view[common:]
+        fed = view[cache.reuse(view):]  # at least the last token: its logits are the next draft
         return self.runner.extend(cache, fed)[-1], len(fed)
 
     def can_read(self, tokens: list[int]) -> bool:

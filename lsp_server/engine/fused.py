@@ -1,4 +1,4 @@
-"""Fused operations for the CUDA decode step: Triton kernels, with plain-torch fallbacks.
+"""A decoder layer's small jobs, one Triton kernel each on CUDA, computed as transformers does elsewhere.
 
 A graphed decode step at batch 1 is bound by kernel count rather than arithmetic: each kernel
 costs a few microseconds even inside a graph, and transformers' modules spend ~8 kernels on an
@@ -6,7 +6,9 @@ RMSNorm and ~10 on rotary embeddings. Each function here does one such job in on
 (Triton) or a few (torch), with transformers' roundings: statistics in float32, results cast
 back to the model dtype where transformers casts, and every product and sum rounded separately
 (FMA contraction is off), so results differ from transformers' only in summation order.
-Used on CUDA only (runner.py); `SPECLSP_TRITON=0` selects the torch versions.
+Every device runs the same forward (runner.py) through these functions: a tensor on a CUDA
+device gets the Triton kernel, any other (or every one, with `SPECLSP_FUSED=0`, or where Triton
+is missing) the torch fallback, which is transformers' own computation.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import weakref
 
 import torch
-import torch.nn.functional as F
 
 try:
     import triton
@@ -24,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - CUDA builds of torch ship Triton
     triton = None
 
-USE_TRITON = triton is not None and os.environ.get("SPECLSP_TRITON", "1") != "0"
+USE_TRITON = triton is not None and os.environ.get("SPECLSP_FUSED", "1") != "0"
 
 # first Linear -> (fused weight, fused bias): a second runner over the same model reuses them
 _CONCATENATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -64,10 +65,10 @@ def add_rms_norm(h: torch.Tensor, delta: torch.Tensor | None, norm: torch.nn.Mod
     """(norm(h + delta), h + delta): the residual add of the previous block and the next RMSNorm
     in one kernel. As transformers' LlamaRMSNorm: float32 statistics, cast back, then the weight."""
     weight, eps = norm.weight, norm.variance_epsilon
-    if not USE_TRITON or weight.dtype != h.dtype:
+    if not _triton(h) or weight.dtype != h.dtype:
         if delta is not None:
             h = h + delta
-        return weight * F.rms_norm(h.float(), h.shape[-1:], eps=eps).to(h.dtype), h
+        return norm(h), h
     n = h.shape[-1]
     h = h.contiguous()
     x = torch.empty_like(h)
@@ -85,7 +86,7 @@ def rope_to_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, posit
     and v into the cache [1, kv_heads, capacity, D] at `positions`; returns q [1, heads, T, D].
     cos, sin: [T, D] (row stride free). Rotation as transformers: x*cos + rotate_half(x)*sin."""
     T, D = qkv.shape[1], k_cache.shape[-1]
-    if not USE_TRITON:
+    if not _triton(qkv):
         qk = qkv[..., :(heads + kv_heads) * D].view(1, T, heads + kv_heads, D)
         c, s = cos.view(1, T, 1, D), sin.view(1, T, 1, D)
         qk = qk * c + torch.cat((-qk[..., D // 2:], qk[..., :D // 2]), dim=-1) * s  # q and k in one pass
@@ -102,17 +103,22 @@ def rope_to_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, posit
     return q.transpose(1, 2)  # the layout SDPA returns its output in, too
 
 
-def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
-    """silu(gate) * up from the fused gate/up projection [..., 2F], rounded as transformers' MLP."""
+def act_mul(gate_up: torch.Tensor, act: torch.nn.Module, silu: bool) -> torch.Tensor:
+    """act(gate) * up from the fused gate/up projection [..., 2F], rounded as transformers' MLP.
+    `silu`: whether `act` is SiLU, the one activation with a kernel here."""
     f = gate_up.shape[-1] // 2
-    if not USE_TRITON:
-        return F.silu(gate_up[..., :f]) * gate_up[..., f:]
+    if not (silu and _triton(gate_up)):
+        return act(gate_up[..., :f]) * gate_up[..., f:]
     gate_up = gate_up.contiguous()
     out = gate_up.new_empty((*gate_up.shape[:-1], f))
     block = 1024
     _silu_mul_kernel[(gate_up.numel() // (2 * f), triton.cdiv(f, block))](gate_up, out, f, BLOCK=block,
                                                                            num_warps=4, enable_fp_fusion=False)
     return out
+
+
+def _triton(x: torch.Tensor) -> bool:
+    return USE_TRITON and x.is_cuda
 
 
 if triton is not None:

@@ -52,7 +52,7 @@ class GraphRunner:
                     self.graphs[(width, span)] = self._capture_one(width, span, stream)
         torch.cuda.current_stream().wait_stream(stream)
         torch.cuda.synchronize()
-        self.work.tokens.clear()  # capture wrote scratch rows; nothing is held
+        self.work.reset()  # capture wrote scratch rows; nothing is held
         self.capture_s = time.perf_counter() - t0
         return self.capture_s
 
@@ -80,7 +80,7 @@ class GraphRunner:
         static_pos.copy_(torch.arange(start, start + width), non_blocking=True)
         graph.replay()
         self.replays += 1
-        cache.tokens.extend(tokens)
+        cache.append(tokens)
         return logits  # valid until the next replay of any graph in this pool
 
 

@@ -42,10 +42,38 @@ class KVCache:
             i += 1
         return i
 
+    def reusable(self, ids: Sequence[int]) -> int:
+        """How much of a prompt `ids` a forward can skip: the common prefix, short of the last id,
+        which is always fed again because its logits are what the forward is for."""
+        return min(self.common_prefix(ids), len(ids) - 1)
+
+    def reuse(self, ids: Sequence[int]) -> int:
+        """Rewind to the reusable part of `ids` (see reusable); returns its length."""
+        n = self.reusable(ids)
+        self.rewind(n)
+        return n
+
+    def append(self, tokens: Sequence[int]) -> None:
+        """Record the ids whose K/V a forward just wrote at positions length.. (the rows are
+        written by the forward itself, layer by layer)."""
+        assert self.length + len(tokens) <= self.capacity, (self.length, len(tokens), self.capacity)
+        self.tokens.extend(tokens)
+
     def rewind(self, length: int) -> None:
         """Forget everything from `length` on. Only the position moves; no tensor is touched."""
         assert 0 <= length <= self.length, (length, self.length)
         del self.tokens[length:]
 
-    def room(self) -> int:
-        return self.capacity - self.length
+    def reset(self) -> None:
+        """Hold nothing (the rows stay as they are: nothing reads them)."""
+        self.rewind(0)
+
+    def load(self, src: KVCache | None) -> None:
+        """Hold what `src` holds (or nothing): its valid rows are copied, as many as fit."""
+        if src is None:
+            self.reset()
+            return
+        n = min(src.length, self.capacity)
+        self.k[:, :, :, :n].copy_(src.k[:, :, :, :n])
+        self.v[:, :, :, :n].copy_(src.v[:, :, :, :n])
+        self.tokens = list(src.tokens[:n])

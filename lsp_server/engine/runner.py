@@ -10,7 +10,6 @@ fast path against it also checks this file against transformers.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
@@ -21,16 +20,8 @@ from . import fused
 from .api import ForwardHook
 from .kv_cache import KVCache
 
-# On CUDA, `_forward_fused` runs the same model in ~9 kernels a layer instead of ~42 (see there).
-# SPECLSP_FUSED=0 keeps transformers' modules on CUDA too (for comparison).
-FUSED = os.environ.get("SPECLSP_FUSED", "1") != "0"
 PACE_MIN_TOKENS = 32  # forwards at least this wide measure prefill speed; narrower ones are decode steps
 PACE_WEIGHT = 0.3  # of the newest measurement in the running average
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 class ModelRunner:
@@ -40,26 +31,21 @@ class ModelRunner:
         self.model = model.eval()
         self.before_forward = before_forward or (lambda: None)
         cfg = model.config
-        self.config = cfg
         self.vocab_size = int(cfg.vocab_size)
         self.layers = list(model.model.layers)
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
         self.max_positions = int(cfg.max_position_embeddings)
+        self.silu = getattr(cfg, "hidden_act", None) == "silu"
         self.prefill_tokens_per_ms: float | None = None  # measured on a CPU; sizes preemptible prefill chunks
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        self.fused = FUSED and self.device.type == "cuda" and getattr(cfg, "hidden_act", None) == "silu"
-        if self.fused:
-            self._prepare_fused()
+        self._prepare()
 
     def new_cache(self, capacity: int) -> KVCache:
         capacity = min(capacity, self.max_positions)
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, capacity, self.dtype, self.device)
-
-    def cache_bytes_per_token(self) -> int:
-        return 2 * len(self.layers) * self.kv_heads * self.head_dim * torch.finfo(self.dtype).bits // 8
 
     @torch.inference_mode()
     def extend(self, cache: KVCache, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -74,7 +60,7 @@ class ModelRunner:
         logits = self._forward(cache, ids_t.to(self.device), positions, start + n)
         if n >= PACE_MIN_TOKENS and self.device.type == "cpu":  # elsewhere the forward runs asynchronously
             self._pace(n, time.perf_counter() - t)
-        cache.tokens.extend(tokens)
+        cache.append(tokens)
         return logits
 
     def _pace(self, tokens: int, seconds: float) -> None:
@@ -83,62 +69,18 @@ class ModelRunner:
         old = self.prefill_tokens_per_ms
         self.prefill_tokens_per_ms = rate if old is None else (1 - PACE_WEIGHT) * old + PACE_WEIGHT * rate
 
-    def _forward(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int,
-                 masked: bool = False) -> torch.Tensor:
-        """`end`: attend to cache rows [0, end). `masked`: always build the position mask (graphs,
-        whose span runs past the real length); otherwise it is built only when needed."""
-        if self.fused:
-            return self._forward_fused(cache, ids, positions, end, masked)
-        model = self.model.model
-        T = ids.shape[1]
-        h = model.embed_tokens(ids)  # [1, T, hidden]
-        cos, sin = model.rotary_emb(h, positions.view(1, -1))  # [1, T, head_dim]
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        # key j is visible to query t when j <= position(t); one mask serves every layer.
-        # A fresh prompt (end == T) is plain causal attention, which lets SDPA pick flash kernels.
-        mask: torch.Tensor | bool | None = None
-        if masked or (T > 1 and end > T):
-            mask = torch.arange(end, device=self.device).view(1, -1) <= positions.view(-1, 1)
-        elif T > 1:
-            mask = True  # is_causal
-        for i, layer in enumerate(self.layers):
-            h = h + self._attention(layer, i, layer.input_layernorm(h), cache, positions, end, cos, sin, mask)
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        h = model.norm(h)
-        return self.model.lm_head(h)[0].float()
-
-    def _attention(self, layer, i: int, x: torch.Tensor, cache: KVCache, positions: torch.Tensor,
-                   end: int, cos: torch.Tensor, sin: torch.Tensor, mask) -> torch.Tensor:
-        attn = layer.self_attn
-        T = x.shape[1]
-        q = attn.q_proj(x).view(1, T, self.heads, self.head_dim).transpose(1, 2)  # [1, H, T, D]
-        k = attn.k_proj(x).view(1, T, self.kv_heads, self.head_dim).transpose(1, 2)  # [1, KV, T, D]
-        v = attn.v_proj(x).view(1, T, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        cache.k[i].index_copy_(2, positions, k)
-        cache.v[i].index_copy_(2, positions, v)
-        keys, values = cache.k[i][:, :, :end], cache.v[i][:, :, :end]  # [1, KV, end, D]
-        if self.kv_heads != self.heads:
-            rep = self.heads // self.kv_heads
-            keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
-        if mask is True:
-            out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)  # [1, H, T, D]
-        else:
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-        return attn.o_proj(out.transpose(1, 2).reshape(1, T, self.heads * self.head_dim))
-
-    # -- CUDA: the same forward in fewer kernels ---------------------------------------------
+    # -- the forward: one for every device, in few kernels ------------------------------------
     #
-    # At batch 1 a decode step's kernels are tiny and each costs a few microseconds even inside a
-    # graph, so the step's time tracks kernel count. Per layer: q/k/v and gate/up each run as one
+    # At batch 1 a GPU decode step's kernels are tiny and each costs a few microseconds even inside
+    # a graph, so the step's time tracks kernel count. Per layer: q/k/v and gate/up each run as one
     # GEMV over concatenated weights; the residual add and the next RMSNorm are one kernel; rotary
-    # on q and k plus the KV-cache write are one kernel; silu(gate) * up is one. Per step, cos/sin
+    # on q and k plus the KV-cache write are one kernel; act(gate) * up is one. Per step, cos/sin
     # come from a table and the mask is built once in the additive form SDPA would convert a
-    # boolean mask into in every layer. Roundings follow transformers' (fused.py), so this path
-    # differs from the CPU one only in summation order.
+    # boolean mask into in every layer. On CUDA the single kernels are Triton's (fused.py); on
+    # other devices the same functions run transformers' own torch code, so the CPU suite tests
+    # this very forward, and it differs from transformers' only in summation order.
 
-    def _prepare_fused(self) -> None:
+    def _prepare(self) -> None:
         self.fused_weights = []  # per layer: ((qkv weight, bias), (gate/up weight, bias))
         for layer in self.layers:
             attn, mlp = layer.self_attn, layer.mlp
@@ -156,40 +98,51 @@ class ModelRunner:
                 cos, sin = rotary(torch.empty(0, dtype=self.dtype, device=self.device), pos)
                 self.rope_table = torch.cat((cos[0], sin[0]), dim=-1)  # [positions, 2 * head_dim]
 
-    def _forward_fused(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int,
-                       masked: bool) -> torch.Tensor:
+    def _forward(self, cache: KVCache, ids: torch.Tensor, positions: torch.Tensor, end: int,
+                 masked: bool = False) -> torch.Tensor:
+        """`end`: attend to cache rows [0, end). `masked`: always build the position mask (graphs,
+        whose span runs past the real length); otherwise it is built only when needed."""
         model = self.model.model
-        T, D = ids.shape[1], self.head_dim
         h = model.embed_tokens(ids)  # [1, T, hidden]
-        if self.rope_table is not None:
-            cs = self.rope_table[positions]
-            cos, sin = cs[:, :D], cs[:, D:]  # [T, D] each
-        else:
-            cos, sin = model.rotary_emb(h, positions.view(1, -1))
-            cos, sin = cos[0], sin[0]
-        mask: torch.Tensor | bool | None = None
-        if masked or (T > 1 and end > T):
-            visible = torch.arange(end, device=self.device).view(1, -1) <= positions.view(-1, 1)
-            mask = torch.where(visible, 0.0, float("-inf")).to(self.dtype)
-        elif T > 1:
-            mask = True  # is_causal
+        cos, sin = self._rope(h, positions)  # [T, D] each
+        mask = self._mask(ids.shape[1], positions, end, masked)
         delta = None  # the previous block's output, added to the residual stream by the next norm
         for i, layer in enumerate(self.layers):
             (qkv_w, qkv_b), (gu_w, gu_b) = self.fused_weights[i]
             x, h = fused.add_rms_norm(h, delta, layer.input_layernorm)
             q = fused.rope_to_cache(F.linear(x, qkv_w, qkv_b), cos, sin, positions, cache.k[i], cache.v[i],
                                     self.heads, self.kv_heads)  # [1, H, T, D]
-            keys, values = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
-            if self.kv_heads != self.heads:
-                rep = self.heads // self.kv_heads
-                keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
-            if mask is True:
-                out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
-            else:
-                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-            # SDPA's output is [1, T, H, D] in memory, so this reshape is a view, not a copy
-            delta = layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, T, self.heads * D))
+            delta = self._attention(layer, q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask)
             x, h = fused.add_rms_norm(h, delta, layer.post_attention_layernorm)
-            delta = layer.mlp.down_proj(fused.silu_mul(F.linear(x, gu_w, gu_b)))
+            delta = layer.mlp.down_proj(fused.act_mul(F.linear(x, gu_w, gu_b), layer.mlp.act_fn, self.silu))
         x, _ = fused.add_rms_norm(h, delta, model.norm)
         return self.model.lm_head(x)[0].float()
+
+    def _rope(self, h: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        D = self.head_dim
+        if self.rope_table is not None:
+            cs = self.rope_table[positions]
+            return cs[:, :D], cs[:, D:]
+        cos, sin = self.model.model.rotary_emb(h, positions.view(1, -1))
+        return cos[0], sin[0]
+
+    def _mask(self, T: int, positions: torch.Tensor, end: int, masked: bool) -> torch.Tensor | bool | None:
+        """Key j is visible to query t when j <= position(t); one mask serves every layer. A fresh
+        prompt (end == T) is plain causal attention, which lets SDPA pick flash kernels."""
+        if masked or (T > 1 and end > T):
+            visible = torch.arange(end, device=self.device).view(1, -1) <= positions.view(-1, 1)
+            return torch.where(visible, 0.0, float("-inf")).to(self.dtype)
+        return True if T > 1 else None  # True: is_causal
+
+    def _attention(self, layer, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask) -> torch.Tensor:
+        """q [1, H, T, D] over the cache rows keys/values [1, KV, end, D]; returns the o_proj output."""
+        T = q.shape[2]
+        if self.kv_heads != self.heads:
+            rep = self.heads // self.kv_heads
+            keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
+        if mask is True:
+            out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)  # [1, H, T, D]
+        else:
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        # SDPA's output is [1, T, H, D] in memory, so this reshape is a view, not a copy
+        return layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, T, self.heads * self.head_dim))

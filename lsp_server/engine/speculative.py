@@ -9,9 +9,9 @@ position. The same stop rules as the reference path run after every emitted toke
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import torch
-from cachetools import LRUCache
 
 from .api import Cancelled, ForwardHook, GenerationRequest, GenerationResult, Stats
 from .drafters import CopyDrafter, ModelDrafter, Proposal
@@ -45,24 +45,45 @@ def prefill_chunk(runner: ModelRunner | GraphRunner) -> int:
     return max(CPU_CHUNK_MIN, min(PREFILL_CHUNK["cpu"], int(rate * PREEMPT_MS) // CPU_CHUNK_MIN * CPU_CHUNK_MIN))
 
 
+@dataclass
+class Decoding:
+    """One request's state through its rounds."""
+
+    request: GenerationRequest
+    slot: Slot  # the document's caches and draft-length controller
+    stats: Stats
+    generator: torch.Generator
+    copier: CopyDrafter | None  # prompt lookup, when copying is on
+    readable: bool  # whether the draft model can read every token so far (see _start)
+    limit: int  # tokens to generate at most: max_new_tokens, or fewer where positions run out
+    pending: int = 0  # emitted, not yet in the target cache
+    generated: list[int] = field(default_factory=list)
+
+
 class Engine:
-    """Target (+ optional draft) resident on one device, with per-document KV slots."""
+    """Target (+ optional draft) resident on one device, with per-document slots (prefix_cache.py)."""
 
     def __init__(self, target_model: torch.nn.Module, draft_model: torch.nn.Module | None = None, *,
                  max_gamma: int = 6, cache_budget_bytes: int = 2 << 30, prefix_cache: bool = True,
                  copy_drafter: bool = True, adaptive_gamma: bool = True, graphs: bool = False,
-                 graph_capacity: int = 4096, before_forward: ForwardHook | None = None):
+                 graph_capacity: int = 4096, working_slot: bool = False, before_forward: ForwardHook | None = None):
+        """`graphs`: capture the decode-time forwards where the device can (CUDA/ROCm); they run in one
+        working slot of `graph_capacity` positions. `working_slot`: that slot even without graphs,
+        so a CPU runs (and tests) the slot store's mode that graphs use."""
         self.target = ModelRunner(target_model, before_forward)
         self.drafter = (ModelDrafter(ModelRunner(draft_model, before_forward), self.target.vocab_size)
                         if draft_model else None)
         self.capture_s = 0.0  # start-up time spent capturing graphs
-        working = self._capture(graph_capacity, max_gamma) if graphs and can_graph(self.target.device) else None
+        working = None
+        if graphs and can_graph(self.target.device):
+            working = self._capture(graph_capacity, max_gamma)
+        elif working_slot:
+            working = self._working_slot(graph_capacity)
         self.slots = SlotStore(self.target, self.drafter.runner if self.drafter else None,
                                cache_budget_bytes, prefix_cache, working)
         self.max_gamma = max_gamma
         self.copy_drafter = copy_drafter
         self.adaptive_gamma = adaptive_gamma
-        self.gammas: LRUCache = LRUCache(maxsize=256)  # document -> GammaController
 
     def _capture(self, capacity: int, max_gamma: int) -> Slot:
         """Swap in graph runners (target: a plain step and every verify width; draft: its step and
@@ -78,6 +99,10 @@ class Engine:
             self.drafter.runner, draft_work = runner, runner.work
         return Slot(self.target.work, draft_work)
 
+    def _working_slot(self, capacity: int) -> Slot:
+        draft = self.drafter.runner.new_cache(capacity) if self.drafter is not None else None
+        return Slot(self.target.new_cache(capacity), draft)
+
     # -- public verbs -------------------------------------------------------------------------
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -87,10 +112,10 @@ class Engine:
         room = self.target.max_positions - len(request.target_ids) - self.max_gamma - 1
         if room <= 0:
             raise ValueError(f"prompt of {len(request.target_ids)} tokens leaves no room to generate")
-        request.max_new_tokens = min(request.max_new_tokens, room)
-        slot = self._acquire(request)
+        limit = min(request.max_new_tokens, room)
+        slot = self._acquire(request, limit)
         try:
-            generated = self._decode(request, slot, stats)
+            generated = self._decode(request, slot, stats, limit)
         except Cancelled:
             self.slots.release(request.cache_key, slot)  # what it holds is consistent: keep it
             raise
@@ -105,7 +130,7 @@ class Engine:
     def prefill(self, request: GenerationRequest) -> Stats:
         """Warm a document's slot with its prompt before anyone asks (didOpen, idle typing)."""
         stats = Stats(prompt_tokens=len(request.target_ids))
-        slot = self._acquire(request)
+        slot = self._acquire(request, request.max_new_tokens)
         try:
             self._prefill(slot.target, request, stats)
             if self._draft_view(request) and slot.draft is not None:
@@ -119,97 +144,107 @@ class Engine:
         """How many leading ids of a prompt the document's cache holds: what a request would not
         have to prefill."""
         cache = self.slots.held(key)
-        return 0 if cache is None or not ids else min(cache.common_prefix(ids), len(ids) - 1)
+        return 0 if cache is None or not ids else cache.reusable(ids)
 
     def shrink(self) -> None:
-        """Give memory back after an out-of-memory error: every cached slot goes."""
+        """Give memory back after an out-of-memory error: every document's slot goes."""
         self.slots.clear()
         if self.target.device.type == "cuda":
             torch.cuda.empty_cache()
 
     def forget(self, key: str) -> None:
-        """Drop a document's cached state (didClose)."""
+        """Drop a document's state (didClose): its slot, with its caches and its controller."""
         self.slots.drop(key)
-        self.gammas.pop(key, None)
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _decode(self, request: GenerationRequest, slot: Slot, stats: Stats) -> list[int]:
-        generator = torch.Generator().manual_seed(request.seed if request.seed is not None else 0)
+    def _decode(self, request: GenerationRequest, slot: Slot, stats: Stats, limit: int) -> list[int]:
         logits = self._prefill(slot.target, request, stats)
         if logits is None:  # out of time before the prompt was read: no suggestion
             stats.finish_reason = "time"
             return []
-        pending = pick(logits, request.temperature, generator)  # emitted, not yet in the target cache
-        generated: list[int] = []
-        reason = emit_all(generated, [pending], request)
-        copier = CopyDrafter(request.context_ids + generated) if self._copy_on(request) else None
-        gamma = self._gamma(request)
-        # the draft model reads the view and every emitted token; an id only the target has (checked
-        # once here, then per round on what was emitted) ends its part in this request
-        readable = self._draft_view(request) is not None and self.drafter.can_read(request.draft_ids + generated)
+        d = self._start(request, slot, stats, limit)
+        reason = self._emit(d, [pick(logits, request.temperature, d.generator)])  # the prompt's next token
         while not reason:
             request.check_cancel()
             if request.out_of_time():
                 reason = "time"
                 break
-            proposal = self._propose(request, slot, generated, gamma, copier, stats, generator, readable)
-            accepted, nxt, verify_ms = self._verify(request, slot.target, pending, proposal, generator, stats)
-            self._observe(gamma, proposal, accepted, verify_ms, stats)
-            emitted = proposal.tokens[:accepted] + [nxt]
-            readable = readable and self.drafter.can_read(emitted)
-            reason = emit_all(generated, emitted, request)
-            if copier is not None:
-                copier.extend(emitted)
-            pending = nxt
+            proposal = self._propose(d)  # d_1..d_k, k >= 0 (k = 0: a plain decoding step)
+            # Acceptance (sampling.py): keep the longest run of drafts the target agrees with (greedy:
+            # equal to its argmax; sampling: each kept with probability min(1, p/q)), then one token
+            # of the target's own after that run, so a round emits 1..k+1 tokens.
+            accepted, nxt, verify_ms = self._verify(d, proposal)
+            self._observe(d, proposal, accepted, verify_ms)
+            reason = self._emit(d, proposal.tokens[:accepted] + [nxt])
         stats.finish_reason = reason
-        return generated
+        return d.generated
 
-    def _verify(self, request: GenerationRequest, cache: KVCache, pending: int, proposal: Proposal,
-                generator: torch.Generator, stats: Stats) -> tuple[int, int, float]:
+    def _start(self, request: GenerationRequest, slot: Slot, stats: Stats, limit: int) -> Decoding:
+        """The state before the first token, with the document's controller ready."""
+        generator = torch.Generator().manual_seed(request.seed if request.seed is not None else 0)
+        if slot.gamma is None:  # a new document starts with a fresh controller
+            slot.gamma = GammaController(self.max_gamma, fixed=not self.adaptive_gamma)
+        copier = CopyDrafter(request.context_ids) if self._copy_on(request) else None
+        # the draft model reads the view and every emitted token; an id only the target has (checked
+        # once here, then on every emitted token) ends its part in this request
+        readable = self._draft_view(request) is not None and self.drafter.can_read(request.draft_ids)
+        return Decoding(request, slot, stats, generator, copier, readable, limit)
+
+    def _emit(self, d: Decoding, tokens: list[int]) -> str | None:
+        """Emit a round's tokens; the last becomes pending. Returns why decoding ends, if it does."""
+        d.readable = d.readable and self.drafter.can_read(tokens)
+        if d.copier is not None:
+            d.copier.extend(tokens)
+        d.pending = tokens[-1]
+        return emit_all(d.generated, tokens, d.request, d.limit)
+
+    def _verify(self, d: Decoding, proposal: Proposal) -> tuple[int, int, float]:
         """One target forward over [pending, d_1..d_k] → (accepted count, next token, ms)."""
-        request.check_cancel()  # drafting may have taken a while
+        d.request.check_cancel()  # drafting may have taken a while
         t = time.perf_counter()
+        cache = d.slot.target
         base = cache.length
-        logits = self.target.extend(cache, [pending] + proposal.tokens)  # [k+1, V]
-        if request.temperature > 0:
-            accepted, nxt = sample_accept(proposal.tokens, proposal.probs, logits, request.temperature, generator)
+        logits = self.target.extend(cache, [d.pending] + proposal.tokens)  # [k+1, V]
+        if d.request.temperature > 0:
+            accepted, nxt = sample_accept(proposal.tokens, proposal.probs, logits, d.request.temperature, d.generator)
         else:
             accepted, nxt = greedy_accept(proposal.tokens, logits)
         cache.rewind(base + 1 + accepted)  # keep pending and the accepted drafts; the rest is forgotten
-        stats.target_forwards += 1
+        d.stats.target_forwards += 1
         ms = (time.perf_counter() - t) * 1e3
         if proposal.tokens:
-            stats.verify_ms += ms
+            d.stats.verify_ms += ms
         else:
-            stats.decode_ms += ms
+            d.stats.decode_ms += ms
         return accepted, nxt, ms
 
-    def _propose(self, request: GenerationRequest, slot: Slot, generated: list[int], gamma: GammaController,
-                 copier: CopyDrafter | None, stats: Stats, generator: torch.Generator, readable: bool) -> Proposal:
+    def _propose(self, d: Decoding) -> Proposal:
         """Copy from context when it can, else ask the draft model for as many tokens as pays."""
-        if copier is not None:
-            proposal = copier.propose(self.max_gamma)
+        if d.copier is not None:
+            proposal = d.copier.propose(self.max_gamma)
             if proposal.tokens:
                 return proposal
-        if not readable or slot.draft is None:
+        draft = d.slot.draft
+        if not d.readable or draft is None:
             return Proposal([])
-        view = request.draft_ids + generated
-        g = gamma.choose()
-        if g == 0 or len(view) + g > slot.draft.capacity:  # past the draft's positions: plain steps
+        view = d.request.draft_ids + d.generated
+        g = d.slot.gamma.choose()
+        if g == 0 or len(view) + g > draft.capacity:  # past the draft's positions: plain steps
             return Proposal([])
         t = time.perf_counter()
+        stats = d.stats
         if stats.rounds == 0 and stats.draft_prefill_tokens == 0:
-            stats.draft_reused_tokens = min(slot.draft.common_prefix(view), len(view) - 1)
+            stats.draft_reused_tokens = draft.reusable(view)
             stats.draft_prefill_tokens = len(view) - stats.draft_reused_tokens
-        proposal = self.drafter.propose(slot.draft, view, g, request.temperature, generator, request.check_cancel)
+        proposal = self.drafter.propose(draft, view, g, d.request.temperature, d.generator, d.request.check_cancel)
         proposal.ms = (time.perf_counter() - t) * 1e3
         stats.draft_ms += proposal.ms
         return proposal
 
-    def _observe(self, gamma: GammaController, proposal: Proposal, accepted: int, verify_ms: float,
-                 stats: Stats) -> None:
-        k = len(proposal.tokens)
+    def _observe(self, d: Decoding, proposal: Proposal, accepted: int, verify_ms: float) -> None:
+        """Fold a round into the request's stats and the document's draft-length controller."""
+        k, stats, gamma = len(proposal.tokens), d.stats, d.slot.gamma
         if k == 0:
             gamma.observe_plain(verify_ms)
             return
@@ -230,8 +265,7 @@ class Engine:
         None when the request's deadline passed first (checked between chunks)."""
         t = time.perf_counter()
         ids = request.target_ids
-        common = min(cache.common_prefix(ids), len(ids) - 1)  # the last token is fed for its logits
-        cache.rewind(common)
+        common = cache.reuse(ids)
         stats.reused_tokens, stats.prefill_tokens = common, len(ids) - common
         logits = None
         chunk = prefill_chunk(self.target)
@@ -245,8 +279,8 @@ class Engine:
         stats.prefill_ms = (time.perf_counter() - t) * 1e3
         return None if logits is None else logits[-1]
 
-    def _acquire(self, request: GenerationRequest) -> Slot:
-        extra = request.max_new_tokens + self.max_gamma + 2
+    def _acquire(self, request: GenerationRequest, limit: int) -> Slot:
+        extra = limit + self.max_gamma + 2
         view = self._draft_view(request)
         return self.slots.acquire(request.cache_key, len(request.target_ids) + extra,
                                   len(view) + extra if view else 0)
@@ -258,11 +292,3 @@ class Engine:
 
     def _copy_on(self, request: GenerationRequest) -> bool:
         return request.speculative and self.copy_drafter
-
-    def _gamma(self, request: GenerationRequest) -> GammaController:
-        key = request.cache_key or ""
-        ctl = self.gammas.get(key)
-        if ctl is None or ctl.max_gamma != self.max_gamma:
-            ctl = GammaController(self.max_gamma, fixed=not self.adaptive_gamma)
-            self.gammas[key] = ctl
-        return ctl
