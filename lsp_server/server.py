@@ -205,7 +205,7 @@ class SpeclspServer(LanguageServer):
             self.tell(problem)
         reload = self.service.apply(settings)
         self.settings = settings
-        if reload and (self.service.models is not None or self.load_error or self.loads_pending):
+        if reload and (self.service.backend is not None or self.load_error or self.loads_pending):
             self.start_loading()  # while a load runs, this one is queued behind it and wins
 
     def start_loading(self) -> None:
@@ -564,8 +564,8 @@ def _completion_item(ctx: CursorContext, position: types.Position, text: str, ri
 async def _progress_while_loading(ls: SpeclspServer) -> None:
     """Start loading, with window/workDoneProgress when the client supports it. A later TCP
     session finds the models loaded: it is told so at once."""
-    if ls.service.ready and ls.service.models is not None:
-        ls.status("ready", f"ready: {ls.service.models.info['target']}", models=ls.service.models.info)
+    if ls.service.ready:
+        ls.status("ready", f"ready: {ls.service.backend.info['target']}", models=ls.service.backend.info)
         return
     caps = ls.client_capabilities.window
     if caps and caps.work_done_progress:
