@@ -34,6 +34,8 @@ class DocumentState:
 
 
 class DocumentStore:
+    """The records by document key (its URI), least recently used first."""
+
     def __init__(self, max_documents: int = DOCUMENTS_KEPT, budget_chars: int = BUDGET_CHARS):
         self.max_documents, self.budget_chars = max_documents, budget_chars
         self.records: OrderedDict[str, DocumentState] = OrderedDict()  # least recently used first

@@ -53,7 +53,7 @@ class CompletionService:
 
     def load(self, progress: Progress = lambda message, percent: None) -> dict:
         """Load the models named by the settings (slow: run it on the worker). Raises ModelError."""
-        self.backend = None
+        self.backend = None  # not ready while the models load
         self.backend = self.open_backend(self.settings, progress)
         self.notices = list(self.backend.notices)
         self._build_builder()
