@@ -1,7 +1,7 @@
 """Typing-through from the documents' records: what they answer, and that they stay within their budget."""
 
-from lsp_server.prompt import CursorContext
 from lsp_server.document_state import DocumentStore
+from lsp_server.prompt import CursorContext
 
 
 def test_typing_through_answers_the_rest():
