@@ -36,8 +36,8 @@ def on_initialize(ls: SpeclspServer, params: types.InitializeParams) -> None:
 async def on_initialized(ls: SpeclspServer, params: types.InitializedParams) -> None:
     """Start loading, with window/workDoneProgress when the client supports it. A later TCP
     session finds the models loaded: it is told so at once."""
-    if ls.service.ready and ls.service.models is not None:
-        ls.status("ready", f"ready: {ls.service.models.info['target']}", models=ls.service.models.info)
+    if ls.service.ready:
+        ls.status("ready", f"ready: {ls.service.backend.info['target']}", models=ls.service.backend.info)
         return
     caps = ls.client_capabilities.window
     if caps and caps.work_done_progress:

@@ -28,7 +28,7 @@ class Loading:
             self.tell(problem)
         reload = self.service.apply(settings)
         self.settings = settings
-        if reload and (self.service.models is not None or self.load_error or self.loads_pending):
+        if reload and (self.service.backend is not None or self.load_error or self.loads_pending):
             self.start_loading()  # while a load runs, this one is queued behind it and wins
 
     def start_loading(self) -> None:

@@ -20,12 +20,9 @@ later requests fill in the rest of the same window instead of moving it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from cachetools import LRUCache
-
-WINDOWS_KEPT = 1024  # documents whose prompt window is remembered
 SUFFIX_SHARE = 0.25  # of contextTokens, at most; unused suffix budget goes to the prefix
 GROWTH_ROOM = 0.75  # a re-placed window fills this share of its budget, leaving room to type
 CHARS_PER_TOKEN = 8  # the most characters a token stands for, near enough: bounds the text a window can use
@@ -84,20 +81,15 @@ class PromptBuilder:
     fim_order: str = "spm"
     draft_positions: int = 0  # the draft's position limit; 0 = no draft view
     reserve: int = 80  # positions kept free for generation and drafts
-    # per document, least recently used dropped past WINDOWS_KEPT (a dropped window is placed afresh)
-    windows: LRUCache = field(default_factory=lambda: LRUCache(maxsize=WINDOWS_KEPT))
 
-    def build(self, ctx: CursorContext, key: str = "") -> Prompt:
-        window = self.windows.get(key)
-        if window is None:
-            window = self.windows[key] = WindowState()
+    def build(self, ctx: CursorContext, window: WindowState | None = None) -> Prompt:
+        """The prompt at the cursor. `window` is the document's, kept by the caller across requests
+        (the builder moves it); without one, the window is placed afresh."""
+        window = window if window is not None else WindowState()
         suffix_ids = self._suffix_ids(ctx.suffix)
         prefix_ids = self._prefix_ids(ctx.prefix, self.context_tokens - len(suffix_ids), window)
         return Prompt(self._target(prefix_ids, suffix_ids), self._draft(prefix_ids, window),
                       suffix_ids + prefix_ids, prefix_ids, suffix_ids)
-
-    def forget(self, key: str) -> None:
-        self.windows.pop(key, None)
 
     def fit(self, prompt: Prompt, cached: int, allowed: int) -> Prompt:
         """The prompt, or a shorter one whose ids past the first `cached` (already in the KV cache)

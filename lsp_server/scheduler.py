@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -39,13 +37,6 @@ class Job:
     foreground: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
-    submitted: float = field(default_factory=time.monotonic)
-    started: float | None = None
-    seq: int = 0
-
-    @property
-    def queue_ms(self) -> float:
-        return ((self.started or time.monotonic()) - self.submitted) * 1e3
 
 
 class Scheduler:
@@ -54,13 +45,12 @@ class Scheduler:
         self._queue: list[Job] = []
         self._running: Job | None = None
         self._closed = False
-        self._seq = itertools.count()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, key: str, fn: Callable[[threading.Event], Any], foreground: bool = True,
                supersede: bool = True) -> Job:
-        job = Job(key, fn, foreground, seq=next(self._seq))
+        job = Job(key, fn, foreground)
         with self._cond:
             if self._closed:
                 _settle(job.future, RuntimeError("scheduler closed"))
@@ -93,10 +83,6 @@ class Scheduler:
         if job.cancel.is_set():
             raise Superseded()
         return result
-
-    def busy(self) -> bool:
-        with self._cond:
-            return self._running is not None or any(j.foreground for j in self._queue)
 
     def close(self, timeout: float = 2.0) -> None:
         with self._cond:
@@ -132,7 +118,6 @@ class Scheduler:
             job = next((j for j in self._queue if j.foreground), self._queue[0])
             self._queue.remove(job)
             self._running = job
-            job.started = time.monotonic()
             return job
 
     def _work(self) -> None:

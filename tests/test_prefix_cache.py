@@ -99,8 +99,8 @@ def test_prefilled_tokens_are_what_the_edit_implies(warm):
     counts = []
     for ch in "result = 42":
         doc, at = doc[:at] + ch + doc[at:], at + 1
-        held = list(warm.engine.slots.held("p").tokens)
-        new = warm.builder.build(ctx(doc, at), "p").target_ids
+        held = list(warm.backend.engine.slots.held("p").tokens)
+        new = warm.prompt(ctx(doc, at), "p").target_ids
         stats = warm.compute(ctx(doc, at), "p").stats
         assert stats["prefill_tokens"] == len(new) - min(common_prefix(held, new), len(new) - 1)
         assert stats["reused_tokens"] + stats["prefill_tokens"] == len(new)
@@ -117,16 +117,16 @@ def test_eviction_under_a_tiny_budget_changes_nothing(pair, cold):
         for doc in range(10):  # more documents than fit: the least recently used are evicted
             key, at = f"doc{doc}", 1000 + 300 * doc + round_
             assert tiny.compute(ctx(TEXT, at), key).text == cold.compute(ctx(TEXT, at), key).text
-            slot_bytes.append(tiny.engine.slots.slots[key].nbytes if key in tiny.engine.slots.slots else 0)
-    assert tiny.engine.slots.evictions > 0
+            slot_bytes.append(tiny.backend.engine.slots.slots[key].nbytes if key in tiny.backend.engine.slots.slots else 0)
+    assert tiny.backend.engine.slots.evictions > 0
     assert 10 * max(slot_bytes) > 1 << 20  # the ten documents really do not fit together
-    assert tiny.engine.slots.nbytes <= 1 << 20
+    assert tiny.backend.engine.slots.nbytes <= 1 << 20
 
 
 @pytest.mark.parametrize("store_mode", ["working slot"], indirect=True)
 def test_documents_swapped_out_of_the_working_slot_are_evicted_under_a_tiny_budget(pair, cold):
     tiny = service(pair, cache_budget_mb=1)
-    store = tiny.engine.slots
+    store = tiny.backend.engine.slots
     for round_ in range(2):
         for doc in range(10):
             key, at = f"doc{doc}", 1000 + 300 * doc + round_
@@ -145,7 +145,7 @@ def test_typing_through_needs_no_model_call(warm, monkeypatch):
     first = warm.complete(ctx(TEXT, at), "t")
     if len(first.text) < 2:
         pytest.skip("the tiny model stopped at once here; nothing to type through")
-    monkeypatch.setattr(warm.engine, "generate", lambda *a, **k: pytest.fail("the model was called"))
+    monkeypatch.setattr(warm.backend, "generate", lambda *a, **k: pytest.fail("the model was called"))
     doc = TEXT[:at] + first.text[:1] + TEXT[at:]
     again = warm.complete(ctx(doc, at + 1), "t")
     assert again.text == first.text[1:] and again.stats["typed_through"] is True
@@ -170,7 +170,7 @@ def test_prefetch_answers_the_request_after_accepting(warm, monkeypatch):
     c = ctx(TEXT, at)
     first = warm.complete(c, "f")
     warm.prefetch(c, "f", first.text)
-    monkeypatch.setattr(warm.engine, "generate", lambda *a, **k: pytest.fail("the model was called"))
+    monkeypatch.setattr(warm.backend, "generate", lambda *a, **k: pytest.fail("the model was called"))
     accepted = TEXT[:at] + first.text + TEXT[at:]
     nxt = warm.complete(ctx(accepted, at + len(first.text)), "f")
     assert nxt.stats["typed_through"] is True or nxt.text == ""

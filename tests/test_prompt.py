@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.prompt import CursorContext, PromptBuilder
+from lsp_server.prompt import CursorContext, PromptBuilder, WindowState
 from tests.fixtures import common_prefix, corpus_text
 
 
@@ -54,8 +54,8 @@ def typing_session(codec, fim_order="spm", context=256):
     start = text.index("def ", 6000)
     prefix, suffix = text[:start], text[start + 400:start + 1200]
     builder = PromptBuilder(codec, context_tokens=context, fim_order=fim_order, draft_positions=200, reserve=40)
-    typed = text[start:start + 120]
-    return [builder.build(CursorContext(prefix + typed[:i], suffix), "doc") for i in range(len(typed))]
+    typed, window = text[start:start + 120], WindowState()
+    return [builder.build(CursorContext(prefix + typed[:i], suffix), window) for i in range(len(typed))]
 
 
 def test_budget_is_respected(codec):
@@ -104,10 +104,10 @@ class SpyCodec:
 
 def type_into(builder, spy, prefix, suffix, typed):
     """Type `typed` after `prefix`, one build per keystroke: (prompts, characters encoded per build)."""
-    prompts, chars = [], []
+    prompts, chars, window = [], [], WindowState()
     for i in range(len(typed) + 1):
         spy.chars = 0
-        prompts.append(builder.build(CursorContext(prefix + typed[:i], suffix), "big"))
+        prompts.append(builder.build(CursorContext(prefix + typed[:i], suffix), window))
         chars.append(spy.chars)
     return prompts, chars
 
@@ -133,10 +133,10 @@ def test_a_jump_across_a_big_document_costs_only_the_window(codec):
     text = corpus_text()
     doc = text * (2_000_000 // len(text) + 1)
     spy = SpyCodec(codec)
-    builder = PromptBuilder(spy, context_tokens=512)
+    builder, window = PromptBuilder(spy, context_tokens=512), WindowState()
     for at in (len(doc) - 10, 1000, len(doc) // 2, len(doc) // 2 + 5000, 30):  # far jumps, both ways
         spy.chars = 0
-        p = builder.build(CursorContext(doc[:at], doc[at:]), "big")
+        p = builder.build(CursorContext(doc[:at], doc[at:]), window)
         assert spy.chars <= 8 * 512 * 8, (at, spy.chars)
         assert p.prefix_ids and len(p.target_ids) <= 512 + 4
         assert codec.decode_continuation(p.prefix_ids[-20:]).strip() in doc[max(0, at - 200):at]
@@ -146,17 +146,17 @@ def test_an_edit_above_the_window_keeps_its_start(codec):
     text = corpus_text()
     doc = text * 3
     at = len(doc) - 5000
-    builder = PromptBuilder(codec, context_tokens=256)
-    before = builder.build(CursorContext(doc[:at], doc[at:]), "d")
+    builder, window = PromptBuilder(codec, context_tokens=256), WindowState()
+    before = builder.build(CursorContext(doc[:at], doc[at:]), window)
     edited = "import sys\n" + doc  # e.g. an import added at the top while typing far below
-    after = builder.build(CursorContext(edited[:at + 11], edited[at + 11:]), "d")
+    after = builder.build(CursorContext(edited[:at + 11], edited[at + 11:]), window)
     assert after.prefix_ids == before.prefix_ids  # same window text: the prompt's KV is still good
 
 
 def test_remembered_windows_are_bounded(codec):
-    from lsp_server.prompt import WINDOWS_KEPT
+    from lsp_server.document_state import DOCUMENTS_KEPT, DocumentStore
 
-    builder = PromptBuilder(codec, context_tokens=256)
-    for i in range(WINDOWS_KEPT + 50):
-        builder.build(CursorContext("x = 1\n", ""), f"file:///d{i}.py")
-    assert len(builder.windows) == WINDOWS_KEPT
+    builder, documents = PromptBuilder(codec, context_tokens=256), DocumentStore()
+    for i in range(DOCUMENTS_KEPT + 50):
+        builder.build(CursorContext("x = 1\n", ""), documents.window(f"file:///d{i}.py"))
+    assert len(documents) == DOCUMENTS_KEPT

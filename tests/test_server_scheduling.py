@@ -29,7 +29,7 @@ async def test_typed_through_answer_does_not_wait_for_the_worker():
     user types the first characters of the shown suggestion. The rest is answered at once, and the
     older work is still superseded and told to stop."""
     server = SpeclspServer(Settings())
-    server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
+    server.service.documents.remember(URI, SHOWN, "3.14 * r ** 2")
     running, release = threading.Event(), threading.Event()
     stuck = server.scheduler.submit(URI, lambda cancel: (running.set(), release.wait(30)))
     try:
@@ -110,7 +110,7 @@ def test_background_work_yields_within_one_model_forward(server, kind, monkeypat
 def test_cpu_prefill_chunks_follow_the_measured_speed(server, rate, widest, monkeypatch):
     """A forward cannot be interrupted, so on a CPU a prefill chunk is as wide as the measured
     speed allows in about 100 ms (at least a small floor); the first request waits no longer."""
-    engine = server.service.engine
+    engine = server.service.backend.engine
     widths: list[int] = []
     extend = engine.target.extend
     monkeypatch.setattr(engine.target, "extend", lambda cache, ids: (widths.append(len(ids)), extend(cache, ids))[1])
@@ -122,7 +122,7 @@ def test_cpu_prefill_chunks_follow_the_measured_speed(server, rate, widest, monk
 
 
 def test_fast_cpu_prefill_keeps_wide_chunks(server, monkeypatch):
-    engine = server.service.engine
+    engine = server.service.backend.engine
     widths: list[int] = []
     extend = engine.target.extend
     monkeypatch.setattr(engine.target, "extend", lambda cache, ids: (widths.append(len(ids)), extend(cache, ids))[1])
@@ -134,7 +134,7 @@ def test_fast_cpu_prefill_keeps_wide_chunks(server, monkeypatch):
 
 def test_a_cancelled_background_prefill_keeps_what_it_computed(server, monkeypatch):
     server.service.forget(URI)
-    server.service.engine.target.prefill_tokens_per_ms = 1.0
+    server.service.backend.engine.target.prefill_tokens_per_ms = 1.0
     cancel, forwards = threading.Event(), itertools.count(1)
     monkeypatch.setattr(faults, "before_forward", lambda: next(forwards) == 2 and cancel.set())
     with pytest.raises(Cancelled):
@@ -148,7 +148,7 @@ async def test_an_older_request_finishing_after_a_typed_through_answer_answers_e
     """The older request is past its last cancel check when the typed-through answer goes out: its
     late result must not reach the editor after the newer answer."""
     server = SpeclspServer(Settings())
-    server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
+    server.service.documents.remember(URI, SHOWN, "3.14 * r ** 2")
     running, release = threading.Event(), threading.Event()
 
     def slow_complete(ctx, key, cancel, arrived=None):
@@ -156,7 +156,7 @@ async def test_an_older_request_finishing_after_a_typed_through_answer_answers_e
         release.wait(30)
         return Completion("stale text")
 
-    monkeypatch.setattr(server.service, "engine", object())  # ready
+    monkeypatch.setattr(server.service, "backend", object())  # ready
     monkeypatch.setattr(server.service, "complete", slow_complete)
     monkeypatch.setattr(server.service, "prefetch", lambda *args: None)
     try:

@@ -73,7 +73,7 @@ async def test_a_computed_request(loaded_wire):
 
 
 async def test_a_typed_through_request_then_accepted(wire):
-    wire.server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
+    wire.server.service.documents.remember(URI, SHOWN, "3.14 * r ** 2")
     completion, rid = await wire.server.complete(URI, TYPING, "automatic")
     assert completion.text == "4 * r ** 2"
     assert set(wire.requests()[-1]) == TYPED_THROUGH
@@ -88,9 +88,9 @@ async def test_a_typed_through_request_then_accepted(wire):
 
 
 async def test_a_superseded_request(wire, monkeypatch):
-    wire.server.service.suggestions.remember(URI, SHOWN, "3.14 * r ** 2")
+    wire.server.service.documents.remember(URI, SHOWN, "3.14 * r ** 2")
     running, release = threading.Event(), threading.Event()
-    monkeypatch.setattr(wire.server.service, "engine", object())  # ready
+    monkeypatch.setattr(wire.server.service, "backend", object())  # ready
     monkeypatch.setattr(wire.server.service, "prefetch", lambda *args: None)
     monkeypatch.setattr(wire.server.service, "complete",
                         lambda *args, **kw: (running.set(), release.wait(30), Completion("late"))[-1])
@@ -117,7 +117,7 @@ async def test_a_failed_request(wire, monkeypatch):
     def fail(*args, **kw):
         raise RuntimeError("a fault in the worker")
 
-    monkeypatch.setattr(wire.server.service, "engine", object())  # ready
+    monkeypatch.setattr(wire.server.service, "backend", object())  # ready
     monkeypatch.setattr(wire.server.service, "complete", fail)
     completion, _ = await wire.server.complete(URI, SHOWN, "automatic")
     assert completion is None

@@ -154,7 +154,7 @@ def test_a_slow_device_gets_a_prompt_it_can_prefill_and_fills_the_window_over_th
         fed.append(stats["prefill_tokens"])
         deferred.append(stats["deferred_tokens"])
         doc, at = doc[:at] + ch + doc[at:], at + 1
-    full = len(s.builder.build(ctx(doc, at), "slow").target_ids)
+    full = len(s.prompt(ctx(doc, at), "slow").target_ids)
     assert full > 2 * 150 and deferred[0] > 0  # the cold prompt was too big for the device
     assert max(fed) <= 150
     assert deferred[-10:] == [0] * 10  # the full window is back: the shrink was temporary...

@@ -226,7 +226,7 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     text) is measured on the CPU replay instead; latency and prefilled tokens are what is measured."""
     from ..config import Settings
     from ..engine.models import demo_paths, load_models
-    from ..prompt import PromptBuilder
+    from ..prompt import PromptBuilder, WindowState
     from .replay import summarize, typing_events
 
     codec = load_models(Settings(target=str(demo_paths()[0]), draft="none", device="cpu")).codec
@@ -236,10 +236,11 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
     out = {}
     for name, key in (("cache_off", None), ("cache_on", "replay")):
         builder = PromptBuilder(codec, context_tokens=2048, fim_order="spm", draft_positions=2048, reserve=64)
+        window = WindowState()
         engine.slots.clear()
         rows = []
         for doc, at in events:
-            p = builder.build(CursorContext(doc[:at], doc[at:]), "replay")
+            p = builder.build(CursorContext(doc[:at], doc[at:]), window)
             request = GenerationRequest(target_ids=p.target_ids, draft_ids=p.draft_ids, context_ids=p.context_ids,
                                         max_new_tokens=48, cache_key=key)
             ms, result = timed(lambda request=request: engine.generate(request), 1)

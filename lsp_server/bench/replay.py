@@ -78,7 +78,7 @@ def replay_suite(args) -> dict:
             service.complete = service.compute  # no typing-through either: every request runs the model
         rows = replay_service(service, text, start, length)
         out[name] = summarize(rows)
-        out["models"] = service.models.info
+        out["models"] = service.backend.info
     off, on = out["cache_off"], out["cache_on"]
     out["warm_over_cold_p50"] = round(on["latency_ms_p50"] / max(off["latency_ms_p50"], 1e-9), 3)
     return out

@@ -58,7 +58,7 @@ async def waits(trials: int) -> dict:
         foreground.append(await _foreground_wait(server, long))
         typed.append(await _typed_through(server, long))
     server.scheduler.close()
-    return {"trials": trials, "chunk_chosen": speculative.prefill_chunk(server.service.engine.target),
+    return {"trials": trials, "chunk_chosen": speculative.prefill_chunk(server.service.backend.engine.target),
             "foreground_wait_ms": _summary(foreground), "typed_through_ms": _summary(typed)}
 
 
@@ -78,7 +78,7 @@ async def _foreground_wait(server, long: CursorContext) -> float:
 
 
 async def _typed_through(server, long: CursorContext) -> float:
-    server.service.suggestions.remember(OTHER, SHOWN, "3.14 * r ** 2")
+    server.service.documents.remember(OTHER, SHOWN, "3.14 * r ** 2")
     await _busy(server, long)
     t0 = time.perf_counter()
     completion, _ = await server.complete(OTHER, CursorContext(SHOWN.prefix + "3.1", SHOWN.suffix), "automatic")
