@@ -77,7 +77,7 @@ def tcp_address(value: str) -> tuple[str, int]:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    from .client_log import withhold_pygls_details
+    from .lsp.client_log import withhold_pygls_details
 
     handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
     handler.addFilter(withhold_pygls_details)
@@ -90,8 +90,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> NoReturn:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers reads it: no bars on stderr
-    from .client_log import ClientLogHandler, not_a_stale_cancel, withhold_pygls_details
-    from .server import create_server
+    from .lsp.client_log import ClientLogHandler, not_a_stale_cancel, withhold_pygls_details
+    from .lsp.server import create_server
 
     server = create_server(settings_from_args(args))
     logging.getLogger("pygls.protocol.json_rpc").addFilter(not_a_stale_cancel)
@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> NoReturn:
         host, port = args.tcp
         if host not in LOOPBACK:
             logging.warning("listening on %s: not loopback, anyone who can reach this port can read completions", host)
-        from .tcp import default_token_file, make_token, serve_tcp
+        from .lsp.tcp import default_token_file, make_token, serve_tcp
 
         token_file = Path(args.token_file) if args.token_file else default_token_file(port)
         token = make_token(token_file)
@@ -128,8 +128,8 @@ def _end_process(code: int) -> NoReturn:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    from .documents import PositionError, cursor_context
     from .engine.models import ModelError
+    from .lsp.documents import PositionError, cursor_context
     from .service import CompletionService
 
     try:

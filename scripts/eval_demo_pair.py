@@ -27,11 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lsp_server.bench.heldout import heldout_texts  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.engine.api import GenerationRequest  # noqa: E402
 from lsp_server.engine.models import demo_paths, load_models  # noqa: E402
 from lsp_server.engine.speculative import Engine  # noqa: E402
-from lsp_server.bench.heldout import heldout_texts  # noqa: E402
 from lsp_server.prompt import CursorContext  # noqa: E402
 from lsp_server.service import CompletionService  # noqa: E402
 

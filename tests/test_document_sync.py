@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from lsp_server.documents import SyncedDocument, SyncedWorkspace, cursor_context
+from lsp_server.lsp.documents import SyncedDocument, SyncedWorkspace, cursor_context
 
 ENCODINGS = ("utf-16", "utf-8", "utf-32")
 PIECES = ["a", "bc", " ", "\t", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029",

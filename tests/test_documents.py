@@ -4,7 +4,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from lsp_server.documents import PositionError, cursor_context, offset_at, position_at
+from lsp_server.lsp.documents import PositionError, cursor_context, offset_at, position_at
 
 TEXT = "a😀b\n中文x\r\nlast"
 
@@ -46,7 +46,7 @@ def test_line_rules_context():
 
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 16])
 def test_line_starts_across_counted_blocks(monkeypatch, block):
-    from lsp_server import documents
+    from lsp_server.lsp import documents
 
     monkeypatch.setattr(documents, "LINE_BLOCK", block)
     text = "a\n\n中文😀\nlonger line here\n\n\nx"

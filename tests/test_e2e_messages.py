@@ -124,7 +124,7 @@ async def test_info_goes_to_the_client_log_and_stderr_stays_quiet(client: Langua
 def test_pygls_records_lose_what_may_be_code():
     import logging
 
-    from lsp_server.client_log import withhold_pygls_details
+    from lsp_server.lsp.client_log import withhold_pygls_details
 
     marker = "CODE MARKER 5a1"
     params = {"textDocument": {"text": f"x = '{marker}'"}}

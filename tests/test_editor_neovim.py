@@ -46,7 +46,7 @@ from pathlib import Path
 import pynvim  # a dev dependency: missing is an error, not a reason to skip
 import pytest
 
-from lsp_server.documents import offset_at
+from lsp_server.lsp.documents import offset_at
 from tests.editor_support import (
     DEMO_TARGET,
     REPO,

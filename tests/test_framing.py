@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.framing import MAX_FRAME_BYTES, MAX_HEADER_BYTES, FrameReader, Refused
+from lsp_server.lsp.framing import MAX_FRAME_BYTES, MAX_HEADER_BYTES, FrameReader, Refused
 
 
 def frame(body: bytes, header: bytes = b"Content-Length") -> bytes:

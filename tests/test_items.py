@@ -5,8 +5,8 @@ the accept command."""
 import pytest
 from lsprotocol import types
 
-from lsp_server.documents import cursor_context
-from lsp_server.items import accept_command, completion_item, inline_item, inserted_text, snippets_welcome
+from lsp_server.lsp.documents import cursor_context
+from lsp_server.lsp.items import accept_command, completion_item, inline_item, inserted_text, snippets_welcome
 
 ACCEPTED = types.Command(title="speclsp: accepted", command="speclsp.accepted", arguments=[7])
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lsp_server.records import RequestRecord, cache_hit, stats_result
+from lsp_server.lsp.records import RequestRecord, cache_hit, stats_result
 
 MODEL = {"prompt_tokens": 40, "reused_tokens": 0, "generated_tokens": 5, "drafted_tokens": 4,
          "accepted_tokens": 3, "typed_through": False, "deferred_tokens": 0}

@@ -12,9 +12,9 @@ import pytest
 from lsp_server import faults
 from lsp_server.config import Settings
 from lsp_server.engine.api import Cancelled
+from lsp_server.lsp.server import SpeclspServer
 from lsp_server.prompt import CursorContext
 from lsp_server.scheduler import Superseded
-from lsp_server.server import SpeclspServer
 from lsp_server.service import Completion
 from tests.fixtures import corpus_text
 

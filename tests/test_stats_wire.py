@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from lsp_server.config import Settings
+from lsp_server.lsp.server import create_server
 from lsp_server.prompt import CursorContext
-from lsp_server.server import create_server
 from lsp_server.service import Completion
 
 URI = "file:///work/wire.py"

@@ -12,9 +12,11 @@ import statistics
 
 import torch
 
-from .common import timed
 from ..engine.api import GenerationRequest
 from ..engine.speculative import Engine
+from ..prompt import CursorContext
+from .common import timed
+from .heldout import heldout_file, heldout_text
 from .synthetic import (
     AMD_135M,
     CODELLAMA_7B,
@@ -26,8 +28,6 @@ from .synthetic import (
     rewire,
     scaled,
 )
-from .heldout import heldout_file, heldout_text
-from ..prompt import CursorContext
 
 ALPHAS = (0.0, 0.5, 0.7, 0.8, 0.9)
 PROMPT, NEW = 1024, 128

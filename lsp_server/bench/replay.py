@@ -13,8 +13,8 @@ import statistics
 import time
 from pathlib import Path
 
+from ..lsp.records import cache_hit
 from ..prompt import CursorContext
-from ..records import cache_hit
 from .heldout import heldout_file
 
 PAUSE_AFTER = set(" \n.,:;()[]{}=")  # a 150 ms pause follows these: the editor's debounce fires

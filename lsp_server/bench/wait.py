@@ -16,8 +16,8 @@ import time
 
 from ..config import Settings
 from ..engine.models import demo_paths, load_models
-from .heldout import heldout_file
 from ..prompt import CursorContext
+from .heldout import heldout_file
 
 DOC, OTHER = "file:///bench/long.py", "file:///bench/other.py"
 SHOWN = CursorContext("def area(r):\n    return ", "\n")
@@ -48,7 +48,7 @@ def chunk_costs(reps: int) -> list[dict]:
 
 async def waits(trials: int) -> dict:
     from ..engine import speculative
-    from ..server import SpeclspServer
+    from ..lsp.server import SpeclspServer
 
     server = SpeclspServer(Settings(time_budget_ms=60_000))
     server.service.load()

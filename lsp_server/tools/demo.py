@@ -18,7 +18,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from ..items import inserted_text
+from ..lsp.items import inserted_text
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "inventory.py"
 

@@ -8,8 +8,8 @@ server's parts and the modules they call.
 
 from __future__ import annotations
 
+from ..config import Settings
 from . import completion_handlers, lifecycle, sync_handlers
-from .config import Settings
 from .session import SpeclspServer
 
 __all__ = ["SpeclspServer", "create_server"]

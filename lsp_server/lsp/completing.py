@@ -14,12 +14,12 @@ import time
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from ..engine.api import Cancelled
+from ..prompt import CursorContext
+from ..scheduler import Superseded
+from ..service import Completion
 from .documents import PositionError, cursor_context, encoding_name
-from .engine.api import Cancelled
-from .prompt import CursorContext
 from .records import RequestRecord
-from .scheduler import Superseded
-from .service import Completion
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,16 @@ from collections import deque
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
-from . import __version__
+from .. import __version__
+from ..config import Settings, SettingsMessages
+from ..scheduler import Scheduler
+from ..service import CompletionService
 from .completing import Completing
-from .config import Settings, SettingsMessages
 from .framing import FrameReader
 from .loading import Loading
 from .notices import Notices
 from .protocol import SpeclspProtocol, serve_frames, stdin_chunks
 from .records import STATS_KEEP, RequestRecord
-from .scheduler import Scheduler
-from .service import CompletionService
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import re
 
 from lsprotocol import types
 
+from ..prompt import CursorContext
 from .documents import text_units
-from .prompt import CursorContext
 
 ACCEPTED = "speclsp.accepted"  # the command an item runs when the user takes it
 WORD_RE = re.compile(r"[\w$]*$")  # the word being typed, at the end of the line before the cursor

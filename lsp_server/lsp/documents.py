@@ -19,7 +19,7 @@ import re
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 
-from .prompt import CursorContext
+from ..prompt import CursorContext
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # each line with its break

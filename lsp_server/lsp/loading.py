@@ -12,7 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from .config import settings_from_lsp
+from ..config import settings_from_lsp
 
 log = logging.getLogger(__name__)
 
