@@ -1,0 +1,1 @@
+"""Commands around the product: `speclsp doctor`, `speclsp demo` and `speclsp pull`."""
