@@ -25,7 +25,7 @@ test: setup
 
 # real editors, headless: Neovim 0.12 (installed by scripts/install_neovim.sh) and VS Code (code-server)
 e2e-nvim: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_neovim.py -s
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/editors/test_editor_neovim.py -s
 
 # the VS Code extension: type-check, unit tests (no VS Code needed), and the .vsix
 client-test:
@@ -35,17 +35,17 @@ client-package: client-test
 	cd vscode-client && npm run package
 
 e2e-emacs: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/test_editor_emacs.py -s
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m editor tests/editors/test_editor_emacs.py -s
 
 # VS Code (code-server + chromium) typed into like a person; log and screenshots in artifacts/vscode/
 # (SPECLSP_UPDATE_RUNS=1: also docs/editor-runs/). The server runs this checkout's code.
 e2e-vscode: setup
 	export SPECLSP_PYTHON="$${SPECLSP_PYTHON:-$(abspath $(BIN))/python}" && \
-	bash e2e/vscode/setup.sh && node e2e/vscode/run.mjs
+	bash tests/editors/vscode/setup.sh && node tests/editors/vscode/run.mjs
 
 # the VS Code harness's own judgement (trace replay, verdicts) on made-up logs: no editor, no npm install
 e2e-vscode-test:
-	node --test e2e/vscode/test/
+	node --test tests/editors/vscode/test/
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Emacs (Debian's emacs-nox) and, into a private folder, lsp-mode 10 (the first release with
-# `lsp-inline-completion`) and eglot, for the editor end-to-end test (tests/test_editor_emacs.py) and
+# `lsp-inline-completion`) and eglot, for the editor end-to-end test (tests/editors/test_editor_emacs.py) and
 # for trying the server by hand.
 #
 #   scripts/install_emacs_lsp.sh [DEST]      DEST defaults to .tools/emacs-lsp (git-ignored)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Neovim 0.12.4 (the first release with `vim.lsp.inline_completion`) into a private folder,
-# for the editor end-to-end test (tests/test_editor_neovim.py) and for trying the server by hand.
+# for the editor end-to-end test (tests/editors/test_editor_neovim.py) and for trying the server by hand.
 #
 #   scripts/install_neovim.sh [DEST]      DEST defaults to .tools/nvim12 (git-ignored)
 #

@@ -37,7 +37,7 @@ Quick end-to-end test on CPU with tiny models (about half a minute)::
 
 ``main`` runs named stages (configure, collect corpus, prepare output, train tokenizers, encode
 corpus, train the pair, reload checks, summary); the corpus source, the sizes and the device are
-parameters, and tests/test_train_script.py runs every stage on a dozen files in seconds.
+parameters, and tests/engine/test_train_script.py runs every stage on a dozen files in seconds.
 
 Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy.
 """

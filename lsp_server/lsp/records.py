@@ -1,7 +1,7 @@
 """Request records: each completion request's figures, as `speclsp.stats`, the status and the log send them.
 
 The wire format is fixed: the VS Code status bar, the editor harnesses and docs/editors.md read
-these JSON keys by name (tests/test_stats_wire.py pins them). A key whose figure was never taken
+these JSON keys by name (tests/e2e/test_stats_wire.py pins them). A key whose figure was never taken
 is left out rather than sent empty: a request superseded in the queue has no `queue_ms`, one that
 failed has no model figures, and `accepted` appears only once the user took the suggestion.
 """

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Installs what `node e2e/vscode/run.mjs` needs, into git-ignored places; safe to run again.
+# Installs what `node tests/editors/vscode/run.mjs` needs, into git-ignored places; safe to run again.
 #   apt:  chromium (the browser), ripgrep (fed to code-server's install), libkrb5-dev (code-server's native module)
 #   npm:  code-server 4.100.3 (VS Code 1.100.3 on Node 20) into .tools/code-server,
-#         playwright-core into e2e/vscode/node_modules (drives Debian's chromium; no browser download)
+#         playwright-core into tests/editors/vscode/node_modules (drives Debian's chromium; no browser download)
 #   the extension: vscode-client/speclsp-<version>.vsix, built as a user builds it
 #         (`npm ci && npm run package`); run.mjs installs it with `code-server --install-extension`
 #   Python: SPECLSP_PYTHON (default .venv/bin/python) must import the server's dependencies
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HERE="$ROOT/e2e/vscode"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+HERE="$ROOT/tests/editors/vscode"
 CODE_SERVER_VERSION=4.100.3
 CODE_SERVER_DIR="$ROOT/.tools/code-server"
 # @vscode/ripgrep (a code-server dependency) downloads rg from GitHub at install time; the network is
@@ -81,4 +81,4 @@ apt_packages
 code_server
 playwright
 extension
-say "ready: node e2e/vscode/run.mjs"
+say "ready: node tests/editors/vscode/run.mjs"

@@ -545,7 +545,7 @@ def record_run(client: str, lines: list[str]) -> None:
                 sections[current].append(line)
     sections[client] = text.rstrip("\n").split("\n")
     body = [
-        "# Emacs end-to-end runs (tests/test_editor_emacs.py)",
+        "# Emacs end-to-end runs (tests/editors/test_editor_emacs.py)",
         "",
         *("\n".join(sections[name]).rstrip("\n") + "\n" for name in ("lsp-mode", "eglot") if name in sections),
     ]

@@ -1,5 +1,5 @@
 // The harness's judgement without an editor: a made-up output channel in the format
-// vscode-languageclient writes, replayed and judged. `node --test e2e/vscode/test/`.
+// vscode-languageclient writes, replayed and judged. `node --test tests/editors/vscode/test/`.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

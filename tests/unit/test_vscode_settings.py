@@ -15,7 +15,7 @@ import pytest
 
 from lsp_server.config import CAMEL_KEYS, CLIENT_KEYS, FIELDS, Settings, settings_from_lsp
 
-PACKAGE = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
+PACKAGE = Path(__file__).resolve().parents[2] / "vscode-client" / "package.json"
 CONTRIBUTED = json.loads(PACKAGE.read_text(encoding="utf-8"))["contributes"]["configuration"]["properties"]
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 

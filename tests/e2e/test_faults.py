@@ -54,7 +54,7 @@ def test_missing_model_says_what_to_do_and_recovers_on_config_change(pair, tmp_p
 
 def guarded_env(log: Path) -> dict:
     """Environment for a process cut off the network (tests/network_guard), checked to take effect."""
-    guard = Path(__file__).parent / "network_guard"
+    guard = Path(__file__).resolve().parents[1] / "network_guard"
     path = [p for p in (os.environ.get("PYTHONPATH", ""), str(guard)) if p]
     env = {"PYTHONPATH": os.pathsep.join(path), "SPECLSP_NETWORK_LOG": str(log)}
     probe = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('example.org', 443)"],

@@ -35,7 +35,7 @@ import { formatReport } from "./lib/report.mjs";
 import { messageOf, parseLog, replay } from "./lib/trace.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "../..");
+const ROOT = resolve(HERE, "../../..");
 const CODE_SERVER = join(ROOT, ".tools/code-server/node_modules/.bin/code-server");
 const PYTHON = process.env.SPECLSP_PYTHON || join(ROOT, ".venv/bin/python");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -79,7 +79,7 @@ function checkPrerequisites() {
   const missing = [[CODE_SERVER, "code-server"], [CHROMIUM, "chromium"], [PYTHON, `Python (${PYTHON})`], [VSIX, "the .vsix"]]
     .filter(([path]) => !existsSync(path));
   if (missing.length > 0) {
-    throw new HarnessError(`missing ${missing.map(([, what]) => what).join(", ")}: run 'bash e2e/vscode/setup.sh' first`);
+    throw new HarnessError(`missing ${missing.map(([, what]) => what).join(", ")}: run 'bash tests/editors/vscode/setup.sh' first`);
   }
 }
 
@@ -257,7 +257,7 @@ function summarize({ observations, channel, dirs, serverExit, readyMs, browserVe
     models: modelsOf(records),
     settingsNote: "for a clean screen (telemetry, tips, update checks, minimap off), speclsp.server.pythonPath, "
       + "speclsp.trace.server=verbose; the channel's log level set to Trace",
-    file: `e2e/vscode/workspace/${FILE}`,
+    file: `tests/editors/vscode/workspace/${FILE}`,
     readyMs,
     bursts,
     checks,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 TRAIN_FILES = ("textwrap.py", "string.py", "shlex.py", "csv.py", "heapq.py", "copy.py", "fnmatch.py",
                "bisect.py", "abc.py", "keyword.py")

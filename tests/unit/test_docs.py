@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lsp_server.config import CAMEL_KEYS, FIELDS, SettingField
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_setting_is_documented():

@@ -15,7 +15,7 @@ from lsp_server.engine.tokenizer import FIM_TOKENS
 from lsp_server.prompt import CursorContext
 from lsp_server.service import CompletionService
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ pytestmark = pytest.mark.editor
 
 INSTALL = REPO / "scripts" / "install_neovim.sh"
 NVIM_DIR = REPO / ".tools" / "nvim12"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 SOURCE = DATA / "orders_in_progress.py.txt"
 PROBE = DATA / "neovim_probe.lua"
 
@@ -652,7 +652,7 @@ def record_run(run: Run, nvim_path: str, t_ready: float) -> None:
     latency = (f"p50 {statistics.median(lat):.0f} ms, p95 {percentile(lat, 0.95):.0f} ms over {len(lat)} bursts"
                if lat else "no ghost text")
     text = "\n".join([
-        "# Neovim typing harness (tests/test_editor_neovim.py)",
+        "# Neovim typing harness (tests/editors/test_editor_neovim.py)",
         f"date:     {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"neovim:   {version.splitlines()[0] if version else '?'} (embedded, UI attached {SCREEN[0]}x{SCREEN[1]})",
         "config:   README.md's Neovim block, verbatim; server defaults (embedded demo models)",

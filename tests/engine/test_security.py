@@ -17,7 +17,7 @@ from lsp_server.engine.models import ModelError, load_models
 from tests.fixtures import tiny_llama
 from tests.raw_lsp import RawServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "lsp_server"
 
 

@@ -49,7 +49,7 @@ function burstBlock(b, i) {
 /** The whole log. `run` is the summary object that also goes to JSON. */
 export function formatReport(run) {
   const lines = [
-    "# VS Code typing run (make e2e-vscode: e2e/vscode/run.mjs)",
+    "# VS Code typing run (make e2e-vscode: tests/editors/vscode/run.mjs)",
     `date:       ${run.date}`,
     `machine:    ${run.machine}`,
     `editor:     ${run.editor}, headless chromium ${run.browser} via playwright-core`,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
+PACKAGE = Path(__file__).resolve().parents[2] / "lsp_server"
 INSTRUMENTS = {"bench", "tools/doctor.py", "faults.py"}  # folders or files, relative to the package
 PROTOCOL_EDGE = {"lsp", "cli.py", "tools/demo.py", "tools/doctor.py"}
 
