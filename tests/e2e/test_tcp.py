@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.test_security import free_port
+from tests.engine.test_security import free_port
 
 pytestmark = pytest.mark.e2e
 SECRET = "SECRET_CODE_c0ffee"
