@@ -39,9 +39,9 @@ def tiny_source(tdp):
 
     def load():
         names = sorted(TRAIN_FILES + HELDOUT_FILES)
-        return stdlib, [tdp.SourceFile(n, (stdlib / n).read_text(encoding="utf-8")) for n in names], []
+        return tdp.Loaded(str(stdlib), [tdp.SourceFile(n, (stdlib / n).read_text(encoding="utf-8")) for n in names], {})
 
-    return tdp.CorpusSource("a few stdlib files", load, lambda relpath: relpath in HELDOUT_FILES, "by name")
+    return tdp.CorpusSource("a few stdlib files", load, lambda file: file.relpath in HELDOUT_FILES, "by name")
 
 
 def tiny_job(tdp, out: Path):
