@@ -7,7 +7,7 @@ speclsp serves CodeLlama-7b as the target model with AMD-Llama-135m-code as its 
 The machines that build and test the product cannot download those weights, so the package ships a
 stand-in pair under ``lsp_server/models/demo/{target,draft}`` that goes through the same code paths:
 
-* both are ``LlamaForCausalLM`` checkpoints (fp16, sharded safetensors) with LLaMA-style SentencePiece
+* both are ``LlamaForCausalLM`` checkpoints (int8 weight files, see below) with LLaMA-style SentencePiece
   BPE tokenizers that load offline through ``AutoTokenizer``, ``LlamaTokenizer`` and (target)
   ``CodeLlamaTokenizer``;
 * the target vocabulary is the draft vocabulary plus four fill-in-the-middle specials appended at the
@@ -16,22 +16,36 @@ stand-in pair under ``lsp_server/models/demo/{target,draft}`` that goes through 
 * the target is trained on FIM prompts (PSM and SPM) as well as left-to-right code, the draft on
   left-to-right code only, and the draft has the shorter position limit, as in the real pair.
 
-Everything is built from scratch and seeded (``--seed``). The corpus is the Python standard library
-of the interpreter running this script and nothing else; files whose relative path hashes to
-``zlib.crc32(relpath) % 20 == 0`` are held out, so the split is the same on any machine, and are used
-to measure each model's loss on unseen code. Training runs against time budgets (``--target-minutes``,
-``--draft-minutes``): a few timed steps fix the number of steps, so the cosine schedule ends on time
-on any GPU; ``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to
-repeat a run exactly (``planned_steps`` in training.json).
+Everything is built from scratch and seeded (``--seed``). The corpus (``--source``):
 
-Outputs in ``--out``: ``target/``, ``draft/`` (model + tokenizer files), ``heldout.json`` (held-out
-relpaths) and ``training.json`` (corpus, tokenizer, per-model training summary; also printed).
+* ``python-env`` (default): every ``*.py`` of the interpreter running this script, standard library
+  and site-packages (scripts/demo_corpus.py), deduplicated by content, without files over 1 MB, not
+  UTF-8, generated or vendored; grouped by package (a distribution, or ``stdlib.<module>``), each
+  package's licence read from its installed metadata and recorded in training.json; packages whose
+  licence is not permissive or not stated are left out. Whole packages are held out
+  (``zlib.crc32(package) % 20 == 0``), so the held-out loss is measured on another project's code.
+  Byte caps bound what is tokenized (``RunSpec.max_train_bytes``).
+* ``stdlib``: the standard library only, held out by path (the first demo pair's corpus).
 
-Usage (one H100, about 7 minutes in all)::
+The corpus is tokenized by ``--workers`` processes. Training runs against time budgets: with
+``--minutes``, the time left once the corpus is encoded (less a reserve for evaluation and saving)
+is split 70/30 between target and draft; otherwise ``--target-minutes`` / ``--draft-minutes``. A
+few timed steps fix the number of steps, so the cosine schedule ends on time on any GPU; held-out
+loss is measured every ``eval_every`` steps and the best weights are kept (early stopping).
+``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to repeat a
+run exactly (``planned_steps`` in training.json).
 
-    python3 scripts/train_demo_pair.py --out lsp_server/models/demo
+Outputs in ``--out``: ``target/``, ``draft/`` (tokenizer files, ``config.json`` and the weights as
+int8 rows with fp16 scales, lsp_server/engine/int8.py, which the product dequantizes at load),
+``heldout.json`` (the held-out files, read by lsp_server/bench/heldout.py), ``train.log`` (every
+log line, as it happens) and ``training.json`` (corpus and licences, tokenizer, per-model training
+summary; rewritten after each stage with ``"complete": false`` until the run ends).
 
-Quick end-to-end test on CPU with tiny models (about half a minute)::
+Usage (one H200, about 11 minutes in all)::
+
+    python3 scripts/train_demo_pair.py --source python-env --out /tmp/v2 --minutes 11
+
+Quick end-to-end test on CPU with tiny models and a capped corpus (about half a minute)::
 
     python3 scripts/train_demo_pair.py --smoke --out /tmp/demo_smoke
 
@@ -39,7 +53,8 @@ Quick end-to-end test on CPU with tiny models (about half a minute)::
 corpus, train the pair, reload checks, summary); the corpus source, the sizes and the device are
 parameters, and tests/test_train_script.py runs every stage on a dozen files in seconds.
 
-Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy.
+Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy (and this
+repository's lsp_server/engine/int8.py, which needs nothing more).
 """
 
 from __future__ import annotations
@@ -86,6 +101,7 @@ from transformers import (
 # The corpus scan (next to this file) and the product's int8 weight files (one format, one reader).
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 import demo_corpus  # noqa: E402
+
 from lsp_server.engine import int8  # noqa: E402
 
 UNK, BOS, EOS = 0, 1, 2

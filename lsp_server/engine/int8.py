@@ -98,7 +98,7 @@ def load_int8_state(directory: str | Path, dtype: torch.dtype) -> dict[str, torc
     raw = {}
     for name in int8_files(directory):
         with safe_open(str(Path(directory) / name), framework="pt") as f:
-            raw.update({key: f.get_tensor(key) for key in f.keys()})
+            raw.update({key: f.get_tensor(key) for key in f.keys()})  # noqa: SIM118 - a safe_open handle, not a dict
     state = {}
     for key, tensor in raw.items():
         if key.endswith(SCALE_SUFFIX):
