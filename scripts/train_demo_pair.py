@@ -269,7 +269,8 @@ def load_python_env(stdlib: Path | None = None, sites: list[Path] | None = None)
     """The "python-env" source (scripts/demo_corpus.py): this interpreter's stdlib and site-packages."""
     scan = demo_corpus.scan_python_env(stdlib, sites)
     files = [SourceFile(f.relpath, f.text, f.root, f.package) for f in scan.files]
-    where = f"{stdlib or sysconfig.get_paths()['stdlib']} + site-packages {sites or demo_corpus.site_dirs()}"
+    site_list = ", ".join(str(s) for s in (sites if sites is not None else demo_corpus.site_dirs()))
+    where = f"{stdlib or sysconfig.get_paths()['stdlib']} + site-packages {site_list}"
     return Loaded(where, files, scan.skipped, {name: asdict(p) for name, p in scan.packages.items()})
 
 
@@ -1272,7 +1273,8 @@ def configure(args: argparse.Namespace, device: torch.device | None = None) -> J
     device = device or default_device()
     log(f"device {device_name(device)}; " + ", ".join(f"{k} {v}" for k, v in versions().items())
         + f"; out {args.out}")
-    workers = args.workers or max(1, min(16, os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = args.workers or max(1, min(16, cores))
     return Job(target, draft, run, args.out, device, args.seed, args.target_steps, args.draft_steps,
                args.smoke, workers, args.minutes, (args.target_minutes is not None, args.draft_minutes is not None))
 
