@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 import site
 import sysconfig
@@ -149,11 +150,15 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
         name = HeaderParser().parsestr(metadata, headersonly=True).get("Name") or info.name.split("-")[0]
         dist = Distribution(normalized(name), licence_of(metadata))
         record, top = info / "RECORD", info / "top_level.txt"
-        if record.is_file():
-            with record.open(encoding="utf-8", errors="replace", newline="") as f:
-                dist.files = {row[0] for row in csv.reader(f) if row and row[0].endswith(".py")}
-        if top.is_file():
-            dist.top_level = {line.strip() for line in top.read_text(errors="replace").splitlines() if line.strip()}
+        try:
+            if record.is_file():
+                with record.open(encoding="utf-8", errors="replace", newline="") as f:
+                    dist.files = {row[0] for row in csv.reader(f) if row and row[0].endswith(".py")}
+            if top.is_file():
+                dist.top_level = {line.strip() for line in top.read_text(errors="replace").splitlines()
+                                  if line.strip()}
+        except (OSError, csv.Error):
+            pass  # its files then count as owned by no one: left out, licence unknown
         dists.append(dist)
     return dists
 
@@ -246,12 +251,13 @@ def read_source(path: Path, skipped: dict[str, int]) -> str | None:
 
 
 def python_files(root: Path) -> list[str]:
-    """Relative paths of the *.py files under ``root``, sorted, outside the skipped directories."""
+    """Relative paths of the *.py files under ``root``, sorted, outside the skipped directories.
+    Unreadable directories are passed over: a scan never stops the run."""
     out = []
-    for path in root.rglob("*.py"):
-        rel = path.relative_to(root)
-        if not SKIPPED_DIRS.intersection(rel.parts[:-1]) and path.is_file():
-            out.append(rel.as_posix())
+    for folder, dirs, names in os.walk(root):  # os.walk ignores errors unless asked
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]  # not even entered
+        rel = Path(folder).relative_to(root)
+        out += [(rel / n).as_posix() for n in names if n.endswith(".py") and os.path.isfile(os.path.join(folder, n))]
     return sorted(out)
 
 
