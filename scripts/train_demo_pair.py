@@ -7,7 +7,7 @@ speclsp serves CodeLlama-7b as the target model with AMD-Llama-135m-code as its 
 The machines that build and test the product cannot download those weights, so the package ships a
 stand-in pair under ``lsp_server/models/demo/{target,draft}`` that goes through the same code paths:
 
-* both are ``LlamaForCausalLM`` checkpoints (fp16, sharded safetensors) with LLaMA-style SentencePiece
+* both are ``LlamaForCausalLM`` checkpoints (int8 weight files, see below) with LLaMA-style SentencePiece
   BPE tokenizers that load offline through ``AutoTokenizer``, ``LlamaTokenizer`` and (target)
   ``CodeLlamaTokenizer``;
 * the target vocabulary is the draft vocabulary plus four fill-in-the-middle specials appended at the
@@ -16,22 +16,36 @@ stand-in pair under ``lsp_server/models/demo/{target,draft}`` that goes through 
 * the target is trained on FIM prompts (PSM and SPM) as well as left-to-right code, the draft on
   left-to-right code only, and the draft has the shorter position limit, as in the real pair.
 
-Everything is built from scratch and seeded (``--seed``). The corpus is the Python standard library
-of the interpreter running this script and nothing else; files whose relative path hashes to
-``zlib.crc32(relpath) % 20 == 0`` are held out, so the split is the same on any machine, and are used
-to measure each model's loss on unseen code. Training runs against time budgets (``--target-minutes``,
-``--draft-minutes``): a few timed steps fix the number of steps, so the cosine schedule ends on time
-on any GPU; ``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to
-repeat a run exactly (``planned_steps`` in training.json).
+Everything is built from scratch and seeded (``--seed``). The corpus (``--source``):
 
-Outputs in ``--out``: ``target/``, ``draft/`` (model + tokenizer files), ``heldout.json`` (held-out
-relpaths) and ``training.json`` (corpus, tokenizer, per-model training summary; also printed).
+* ``python-env`` (default): every ``*.py`` of the interpreter running this script, standard library
+  and site-packages (scripts/demo_corpus.py), deduplicated by content, without files over 1 MB, not
+  UTF-8, generated or vendored; grouped by package (a distribution, or ``stdlib.<module>``), each
+  package's licence read from its installed metadata and recorded in training.json; packages whose
+  licence is not permissive or not stated are left out. Whole packages are held out
+  (``zlib.crc32(package) % 20 == 0``), so the held-out loss is measured on another project's code.
+  Byte caps bound what is tokenized (``RunSpec.max_train_bytes``).
+* ``stdlib``: the standard library only, held out by path (the first demo pair's corpus).
 
-Usage (one H100, about 7 minutes in all)::
+The corpus is tokenized by ``--workers`` processes. Training runs against time budgets: with
+``--minutes``, the time left once the corpus is encoded (less a reserve for evaluation and saving)
+is split 70/30 between target and draft; otherwise ``--target-minutes`` / ``--draft-minutes``. A
+few timed steps fix the number of steps, so the cosine schedule ends on time on any GPU; held-out
+loss is measured every ``eval_every`` steps and the best weights are kept (early stopping).
+``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to repeat a
+run exactly (``planned_steps`` in training.json).
 
-    python3 scripts/train_demo_pair.py --out lsp_server/models/demo
+Outputs in ``--out``: ``target/``, ``draft/`` (tokenizer files, ``config.json`` and the weights as
+int8 rows with fp16 scales, lsp_server/engine/int8.py, which the product dequantizes at load),
+``heldout.json`` (the held-out files, read by lsp_server/bench/heldout.py), ``train.log`` (every
+log line, as it happens) and ``training.json`` (corpus and licences, tokenizer, per-model training
+summary; rewritten after each stage with ``"complete": false`` until the run ends).
 
-Quick end-to-end test on CPU with tiny models (about half a minute)::
+Usage (one H200, about 11 minutes in all)::
+
+    python3 scripts/train_demo_pair.py --source python-env --out /tmp/v2 --minutes 11
+
+Quick end-to-end test on CPU with tiny models and a capped corpus (about half a minute)::
 
     python3 scripts/train_demo_pair.py --smoke --out /tmp/demo_smoke
 
@@ -39,27 +53,33 @@ Quick end-to-end test on CPU with tiny models (about half a minute)::
 corpus, train the pair, reload checks, summary); the corpus source, the sizes and the device are
 parameters, and tests/engine/test_train_script.py runs every stage on a dozen files in seconds.
 
-Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy.
+Needs only torch, transformers (5.x), tokenizers, sentencepiece, safetensors and numpy (and this
+repository's lsp_server/engine/int8.py, which needs nothing more).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
+import multiprocessing
+import os
 import platform
 import queue
 import random
 import struct
+import sys
 import sysconfig
 import threading
 import time
+import traceback
 import zlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +90,19 @@ import transformers
 from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 from transformers import (
+    AutoConfig,
     AutoTokenizer,
     CodeLlamaTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     LlamaTokenizer,
 )
+
+# The corpus scan (next to this file) and the product's int8 weight files (one format, one reader).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+import demo_corpus  # noqa: E402
+
+from lsp_server.engine import int8  # noqa: E402
 
 UNK, BOS, EOS = 0, 1, 2
 SPECIAL_PIECES = ("<unk>", "<s>", "</s>")
@@ -84,10 +111,28 @@ FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
 HELDOUT_MODULUS = 20
 REPO_ROOT = Path(__file__).resolve().parents[1]
 T0 = time.perf_counter()
+LOG_LINES: list[str] = []  # kept until the output folder is known, then written to train.log
+LOG_FILE: list = []  # the open train.log, once there is one
 
 
 def log(message: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {message}", flush=True)
+    line = f"[{time.perf_counter() - T0:7.1f}s] {message}"
+    print(line, flush=True)
+    if LOG_FILE:
+        LOG_FILE[0].write(line + "\n")
+        LOG_FILE[0].flush()  # a run that dies still leaves its log
+    else:
+        LOG_LINES.append(line)
+
+
+def open_log(path: Path) -> None:
+    """From now on every line also goes to ``path`` (the lines logged so far first)."""
+    if LOG_FILE:
+        LOG_FILE.pop().close()
+    LOG_FILE.append(path.open("w", encoding="utf-8"))
+    for line in LOG_LINES:
+        LOG_FILE[0].write(line + "\n")
+    LOG_FILE[0].flush()
 
 
 def require(condition: bool, message: str) -> None:
@@ -130,6 +175,10 @@ class RunSpec:
     max_shard_size: str
     eval_every: int = 100  # steps between held-out evaluations; the best weights are the ones kept
     patience: int = 4  # evaluations without improvement before training stops early
+    # Caps on the text read into training and evaluation (0: none). They bound tokenization and
+    # epoch building; files past a cap are a stable sample's tail (see cap_files).
+    max_train_bytes: int = 0
+    max_heldout_bytes: int = 0
 
 
 MIN_LR_FRACTION = 0.1
@@ -141,21 +190,30 @@ CHUNK_SLACK = 6  # cutting a line for a hole can cost a token or two on each sid
 def build_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec, RunSpec]:
     if args.smoke:
         run = RunSpec(vocab=args.vocab or 512, seq_len=256, batch=8, warmup=20, sp_sample_bytes=1_000_000,
-                      eval_rows=32, log_every=20, calibrate=(5, 20), max_shard_size="15MB", eval_every=20)
+                      eval_rows=32, log_every=20, calibrate=(5, 20), max_shard_size="15MB", eval_every=20,
+                      max_train_bytes=3_000_000, max_heldout_bytes=500_000)
         target = ModelSpec("target", hidden=64, layers=2, heads=2, ffn=160, max_positions=4096,
                            rope_theta=1e6, tie_embeddings=False, fim_rate=0.5, lr=3e-3, minutes=0.15)
         draft = ModelSpec("draft", hidden=32, layers=1, heads=2, ffn=96, max_positions=1024,
                           rope_theta=1e4, tie_embeddings=True, fim_rate=0.0, lr=3e-3, minutes=0.08)
     else:
-        run = RunSpec(vocab=args.vocab or 4096, seq_len=512, batch=64, warmup=150, sp_sample_bytes=6_000_000,
-                      eval_rows=4096, log_every=200, calibrate=(20, 150), max_shard_size="15MB")
-        # ~14M parameters: head dim 64 like CodeLlama; untied embeddings like CodeLlama.
-        target = ModelSpec("target", hidden=384, layers=6, heads=6, ffn=1024, max_positions=4096,
-                           rope_theta=1e6, tie_embeddings=False, fim_rate=0.5, lr=1.5e-3, minutes=4.0)
-        # ~0.93M parameters, ~15x fewer than the target. Tied embeddings keep the ratio above 10x:
-        # at this size the embedding matrix is more than half of the model.
-        draft = ModelSpec("draft", hidden=128, layers=2, heads=2, ffn=352, max_positions=1024,
-                          rope_theta=1e4, tie_embeddings=True, fim_rate=0.0, lr=3e-3, minutes=1.5)
+        # 64 x 1024 tokens a step. The caps: ~480M characters is ~150M tokens at the ~3.2 characters
+        # per token an 8k vocabulary gives on Python, about what the target sees in 6 minutes on one
+        # H200 (so it trains on fresh code, not on repeats), and 16 processes tokenize it in well
+        # under a minute. Evaluation rows are 512 chunks, so 8M held-out characters are plenty.
+        run = RunSpec(vocab=args.vocab or 8192, seq_len=1024, batch=64, warmup=200, sp_sample_bytes=12_000_000,
+                      eval_rows=512, log_every=100, calibrate=(30, 200), max_shard_size="15MB", eval_every=250,
+                      max_train_bytes=480_000_000, max_heldout_bytes=8_000_000)
+        # The sizes follow from the repository limit: 32 MB for both folders, weights as int8 (one
+        # byte a parameter) plus ~1.5 MB of tokenizer files, so ~29M parameters for the pair.
+        # Target ~23.5M: head dim 64 like CodeLlama; tied embeddings (8192 x 512 = 4.2M once, not
+        # twice) buy a sixth layer.
+        target = ModelSpec("target", hidden=512, layers=6, heads=8, ffn=1408, max_positions=4096,
+                           rope_theta=1e6, tie_embeddings=True, fim_rate=0.5, lr=1.5e-3, minutes=6.0)
+        # Draft ~5.3M parameters, ~4.4x fewer than the target (AMD-Llama-135m is ~50x smaller than
+        # CodeLlama-7b, but a draft this small must still agree with the target often to be useful).
+        draft = ModelSpec("draft", hidden=256, layers=4, heads=4, ffn=704, max_positions=2048,
+                          rope_theta=1e4, tie_embeddings=True, fim_rate=0.0, lr=2.5e-3, minutes=2.5)
     if args.target_minutes is not None:
         target = ModelSpec(**{**asdict(target), "minutes": args.target_minutes})
     if args.draft_minutes is not None:
@@ -170,16 +228,28 @@ def build_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec, RunSpec
 
 @dataclass
 class SourceFile:
-    relpath: str
+    relpath: str  # relative to its root directory
     text: str
+    root: str = "stdlib"  # "stdlib" or "site" (a site-packages directory)
+    package: str | None = None  # for sources that group files by package
 
 
-def is_heldout(relpath: str) -> bool:
+@dataclass
+class Loaded:
+    """What a corpus source read: the files, and what it left out and why."""
+
+    root: str  # where the files were read, for the log
+    files: list[SourceFile]
+    skipped: dict[str, int]  # reason -> files
+    packages: dict[str, dict] = field(default_factory=dict)  # name -> licence, held out, files, bytes
+
+
+def is_heldout(file: SourceFile) -> bool:
     # Depends only on the path relative to the stdlib root, so the split is the same on any machine.
-    return zlib.crc32(relpath.encode("utf-8")) % HELDOUT_MODULUS == 0
+    return zlib.crc32(file.relpath.encode("utf-8")) % HELDOUT_MODULUS == 0
 
 
-def load_stdlib() -> tuple[Path, list[SourceFile], list[str]]:
+def load_stdlib() -> Loaded:
     root = Path(sysconfig.get_paths()["stdlib"])
     files, skipped = [], []
     paths = {path.relative_to(root).as_posix(): path for path in root.rglob("*.py")}
@@ -192,7 +262,20 @@ def load_stdlib() -> tuple[Path, list[SourceFile], list[str]]:
             skipped.append(relpath)  # a few test files are deliberately not UTF-8
             continue
         files.append(SourceFile(relpath, text))
-    return root, files, skipped
+    return Loaded(str(root), files, {"not UTF-8": len(skipped)})
+
+
+def load_python_env(stdlib: Path | None = None, sites: list[Path] | None = None) -> Loaded:
+    """The "python-env" source (scripts/demo_corpus.py): this interpreter's stdlib and site-packages."""
+    scan = demo_corpus.scan_python_env(stdlib, sites)
+    files = [SourceFile(f.relpath, f.text, f.root, f.package) for f in scan.files]
+    site_list = ", ".join(str(s) for s in (sites if sites is not None else demo_corpus.site_dirs()))
+    where = f"{stdlib or sysconfig.get_paths()['stdlib']} + site-packages {site_list}"
+    return Loaded(where, files, scan.skipped, {name: asdict(p) for name, p in scan.packages.items()})
+
+
+def is_heldout_package(file: SourceFile) -> bool:
+    return demo_corpus.is_heldout_package(file.package or "")
 
 
 @dataclass(frozen=True)
@@ -200,13 +283,20 @@ class CorpusSource:
     """Where the source files come from and which of them are held out (described in training.json)."""
 
     description: str
-    load: Callable[[], tuple[Path, list[SourceFile], list[str]]]  # (root, files, relpaths not UTF-8)
-    is_heldout: Callable[[str], bool]  # by relative path, so the split is the same on any machine
+    load: Callable[[], Loaded]
+    is_heldout: Callable[[SourceFile], bool]  # by name, so the split is the same on any machine
     heldout_rule: str
 
 
 STDLIB = CorpusSource("Python standard library (*.py, site-packages excluded)", load_stdlib, is_heldout,
                       f"zlib.crc32(relpath.encode('utf-8')) % {HELDOUT_MODULUS} == 0")
+PYTHON_ENV = CorpusSource(
+    "Python files of the interpreter running the script: standard library and site-packages (*.py), "
+    "deduplicated by content; packages whose licence is not permissive (or not stated) left out",
+    load_python_env, is_heldout_package,
+    f"whole packages: zlib.crc32(package.encode('utf-8')) % {demo_corpus.HELDOUT_MODULUS} == 0, the package "
+    "being a site-packages distribution (normalized name) or 'stdlib.<top-level module>'")
+SOURCES = {"stdlib": STDLIB, "python-env": PYTHON_ENV}
 
 
 @dataclass
@@ -214,11 +304,15 @@ class Corpus:
     """The files one run trains on and measures with."""
 
     source: CorpusSource
-    root: Path
-    train: list[SourceFile]
-    heldout: list[SourceFile]
-    heldout_listed: list[str]  # every held-out relpath, also those a smoke run leaves out
-    skipped: list[str]  # relpaths that are not UTF-8
+    loaded: Loaded
+    train: list[SourceFile]  # within the byte cap
+    heldout: list[SourceFile]  # within the byte cap: the files evaluation rows are cut from
+    heldout_listed: list  # every held-out file, also those a cap or a smoke run leaves out (heldout.json)
+    capped: dict[str, int]  # files left out by the byte caps: {"train": n, "heldout": n}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.loaded.skipped
 
 
 def split_lines(text: str) -> list[str]:
@@ -240,8 +334,18 @@ def train_sentencepiece(texts: list[str], vocab: int, sample_bytes: int, seed: i
     Training on lines (as LLaMA did) keeps "\\n" out of the vocabulary: it becomes the byte token
     <0x0A>, which never merges with anything. ``PieceEncoder`` relies on that.
     """
-    lines = [line for text in texts for line in text.split("\n") if line.strip()]
-    random.Random(f"{seed}-sentencepiece").shuffle(lines)
+    rng = random.Random(f"{seed}-sentencepiece")
+    # A random set of whole files three times the sample, so a big corpus is never split whole.
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    chosen, size = [], 0
+    for i in order:
+        if size >= 3 * sample_bytes:
+            break
+        chosen.append(texts[i])
+        size += len(texts[i])
+    lines = [line for text in chosen for line in text.split("\n") if line.strip()]
+    rng.shuffle(lines)
     sample, size = [], 0
     for line in lines:
         if size >= sample_bytes:
@@ -398,6 +502,7 @@ class PieceEncoder:
     """
 
     def __init__(self, backend: Tokenizer):
+        self.backend = backend
         self._encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
         self.newline = backend.encode("\n", add_special_tokens=False).ids
 
@@ -479,18 +584,68 @@ class Doc:
         return self.rest[self.starts[a]:self.starts[b]]
 
 
-def build_docs(texts: list[str], encoder: PieceEncoder) -> list[Doc]:
+def encode_lines(texts: list[str], encoder: PieceEncoder) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per text: (enc_infill ids of its lines concatenated, line starts), or None for an empty text.
+    Each distinct line is encoded once."""
     all_lines = [split_lines(text) for text in texts]
     _, table = encoder.enc_table(set(), {line for lines in all_lines for line in lines})
-    docs = []
+    out = []
     for lines in all_lines:
         if not lines:
+            out.append(None)
             continue
         ids = [table[line] for line in lines]
         starts = np.zeros(len(lines) + 1, np.int64)
         np.cumsum([len(x) for x in ids], out=starts[1:])
-        docs.append(Doc(lines, np.concatenate(ids), starts))
-    return docs
+        out.append((np.concatenate(ids).astype(np.int32), starts))
+    return out
+
+
+def build_docs(texts: list[str], encoder: PieceEncoder, workers: int = 1) -> list[Doc]:
+    """The texts as Docs (empty texts dropped), encoded by ``workers`` processes when there are more
+    than one; the result does not depend on the number of workers."""
+    encoded = encode_in_processes(texts, encoder, workers) if workers > 1 else None
+    if encoded is None:
+        encoded = encode_lines(texts, encoder)
+    return [Doc(split_lines(text), *enc) for text, enc in zip(texts, encoded, strict=True) if enc is not None]
+
+
+_FORKED: dict = {}  # what the worker processes inherit: the texts and the tokenizer, as JSON
+
+
+def _encode_slice(bounds: tuple[int, int]) -> list:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per process: the processes are the parallelism
+    encoder = _FORKED.get("encoder")
+    if encoder is None:
+        encoder = _FORKED["encoder"] = PieceEncoder(Tokenizer.from_str(_FORKED["tokenizer"]))
+    return encode_lines(_FORKED["texts"][bounds[0]:bounds[1]], encoder)
+
+
+def slices(texts: list[str], pieces: int) -> list[tuple[int, int]]:
+    """Consecutive index ranges of about equal text length."""
+    total = sum(map(len, texts)) or 1
+    bounds, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= total * (len(bounds) + 1) / pieces or i == len(texts) - 1:
+            bounds.append((start, i + 1))
+            start = i + 1
+    return bounds
+
+
+def encode_in_processes(texts: list[str], encoder: PieceEncoder, workers: int, timeout: float = 900) -> list | None:
+    """encode_lines over forked worker processes (they inherit the texts; only token ids come back).
+    None if the pool fails or stalls, and the caller encodes in this process instead."""
+    _FORKED.update(texts=texts, tokenizer=encoder.backend.to_str())
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map_async(_encode_slice, slices(texts, 4 * workers)).get(timeout)
+        return [enc for part in parts for enc in part]
+    except Exception as exc:  # noqa: BLE001 - any failure of the pool: encode here, slower
+        log(f"tokenizing in {workers} processes failed ({type(exc).__name__}: {exc}); tokenizing in this one")
+        return None
+    finally:
+        _FORKED.clear()
 
 
 def doc_tokens(docs: list[Doc]) -> int:
@@ -1004,35 +1159,37 @@ def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.de
 def clear_model_dir(directory: Path) -> None:
     """Remove files a previous run wrote here (a stale shard would break loading); nothing else."""
     names = {"config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-             "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}
+             "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", int8.INDEX}
     for path in directory.glob("*"):
-        if path.name in names or (path.name.startswith("model-") and path.name.endswith(".safetensors")):
+        stale_shard = path.name.startswith(("model-", "model.int8-")) and path.name.endswith(".safetensors")
+        if path.name in names or stale_shard:
             path.unlink()
 
 
-def save_model(model: LlamaForCausalLM, directory: Path, run: RunSpec) -> dict:
-    model = model.to(torch.float16)
-    require(all(torch.isfinite(p).all() for p in model.parameters()), "a weight overflows fp16")
-    model.config.dtype = torch.float16
+def save_model(model: LlamaForCausalLM, directory: Path) -> dict:
+    """The weights as int8 files (lsp_server/engine/int8.py: int8 rows + fp16 scales, each file under
+    15 MiB), which the product's loader dequantizes; returns {file: bytes}."""
+    require(all(torch.isfinite(p).all() for p in model.parameters()), "a weight is not finite")
     model.config.use_cache = True
-    # transformers 5 always writes safetensors (the old safe_serialization flag is gone).
-    model.save_pretrained(directory, max_shard_size=run.max_shard_size)
+    files = int8.save_int8(model, directory)
     for path in directory.iterdir():
         path.chmod(0o644)  # weights are written owner-only; these files are meant to be shipped
-    files = {p.name: p.stat().st_size for p in sorted(directory.glob("*.safetensors"))}
-    require(bool(files), "no safetensors written")
-    require(max(files.values()) <= 16 * 2**20, f"a weight file is over 16 MiB: {files}")
+    require(max(files.values()) < 15 * 2**20, f"a weight file is 15 MiB or more: {files}")
     return files
+
+
+def load_saved(directory: Path, dtype: torch.dtype) -> LlamaForCausalLM:
+    """The saved model as the product loads it: int8 files dequantized into the transformers model."""
+    config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    return int8.load_int8_model(directory, config, dtype)
 
 
 def check_saved(directory: Path, vocab: int, fim: bool, device: torch.device) -> dict:
     """Load as the server would (offline, from the directory) and greedily complete a prompt."""
     tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    model = LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
-    require(model.dtype == torch.float16, f"{directory.name} loads as {model.dtype}, not float16")
-    require(model.config.vocab_size == len(tok), f"{directory.name}: model/tokenizer vocab sizes differ")
     # fp16 matmuls are not available everywhere on CPU; the smoke check runs in fp32 there.
-    model = model.to(device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32).eval()
+    model = load_saved(directory, torch.float16 if device.type == "cuda" else torch.float32).to(device)
+    require(model.config.vocab_size == len(tok), f"{directory.name}: model/tokenizer vocab sizes differ")
     encoder = PieceEncoder(tok.backend_tokenizer)
 
     def complete(prompt: list[int], stop: list[int]) -> str:
@@ -1059,11 +1216,17 @@ def check_saved(directory: Path, vocab: int, fim: bool, device: torch.device) ->
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "lsp_server" / "models" / "demo")
-    parser.add_argument("--vocab", type=int, default=None, help="shared vocabulary size V (4096; smoke 512)")
+    parser.add_argument("--source", choices=sorted(SOURCES), default="python-env",
+                        help="python-env: stdlib + site-packages, split by package; stdlib: the v1 corpus")
+    parser.add_argument("--vocab", type=int, default=None, help="shared vocabulary size V (8192; smoke 512)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--smoke", action="store_true", help="tiny vocabulary, models and corpus (CPU test)")
-    parser.add_argument("--target-minutes", type=float, default=None, help="target training budget (4.0)")
-    parser.add_argument("--draft-minutes", type=float, default=None, help="draft training budget (1.5)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget of the whole run: what is left after the corpus is encoded "
+                             "goes to training (target 70%%, draft 30%%), less a reserve for evaluation and saving")
+    parser.add_argument("--target-minutes", type=float, default=None, help="target training budget (6.0)")
+    parser.add_argument("--draft-minutes", type=float, default=None, help="draft training budget (2.5)")
+    parser.add_argument("--workers", type=int, default=None, help="tokenizing processes (all cores, at most 16)")
     parser.add_argument("--target-steps", type=int, default=None,
                         help="exact step count instead of the time budget (reproduces a run exactly)")
     parser.add_argument("--draft-steps", type=int, default=None,
@@ -1084,6 +1247,10 @@ class Job:
     target_steps: int | None = None  # exact step counts instead of the time budgets
     draft_steps: int | None = None
     smoke: bool = False  # also: a subset of the corpus, and no size limit on the weights
+    workers: int = 1  # processes that tokenize the corpus
+    minutes: float | None = None  # the whole run's budget; sets the training budgets (see plan_training)
+    fixed_minutes: tuple[bool, bool] = (False, False)  # target/draft budgets given on the command line
+    record: dict = field(default_factory=dict)  # training.json as far as the run has got
 
 
 def default_device() -> torch.device:
@@ -1106,33 +1273,83 @@ def configure(args: argparse.Namespace, device: torch.device | None = None) -> J
     device = device or default_device()
     log(f"device {device_name(device)}; " + ", ".join(f"{k} {v}" for k, v in versions().items())
         + f"; out {args.out}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = args.workers or max(1, min(16, cores))
     return Job(target, draft, run, args.out, device, args.seed, args.target_steps, args.draft_steps,
-               args.smoke)
+               args.smoke, workers, args.minutes, (args.target_minutes is not None, args.draft_minutes is not None))
 
 
 def collect_corpus(job: Job, source: CorpusSource = STDLIB) -> Corpus:
-    """Read the source files and split them into training and held-out files.
+    """Read the source files and split them into training and held-out files, each within its cap.
 
-    A smoke run keeps a deterministic twentieth of the training files and the first 12 held-out ones."""
-    root, files, skipped = source.load()
-    train_files = [f for f in files if not source.is_heldout(f.relpath)]
-    heldout_files = [f for f in files if source.is_heldout(f.relpath)]
-    if job.smoke:
+    A smoke run of the stdlib source keeps a deterministic twentieth of the training files and the
+    first 12 held-out ones."""
+    loaded = source.load()
+    files = loaded.files
+    train_files = [f for f in files if not source.is_heldout(f)]
+    heldout_files = [f for f in files if source.is_heldout(f)]
+    if job.smoke and source is STDLIB:
         train_files = [f for f in train_files if zlib.crc32(f.relpath.encode()) % HELDOUT_MODULUS == 1]
         heldout_files = heldout_files[:12]
-    log(f"corpus {root}: {len(files)} files ({len(skipped)} not UTF-8, skipped); "
-        f"train {len(train_files)}, held out {len(heldout_files)}")
-    listed = [f.relpath for f in files if source.is_heldout(f.relpath)]
-    return Corpus(source, root, train_files, heldout_files, listed, skipped)
+    listed = [heldout_entry(f) for f in heldout_files]
+    train_kept = cap_files(train_files, job.run.max_train_bytes)
+    heldout_kept = cap_files(heldout_files, job.run.max_heldout_bytes)
+    capped = {"train": len(train_files) - len(train_kept), "heldout": len(heldout_files) - len(heldout_kept)}
+    log(f"corpus {loaded.root}: {len(files)} files ({text_mb(files)}), skipped {loaded.skipped}; "
+        f"train {len(train_kept)} ({text_mb(train_kept)}), held out {len(heldout_kept)} "
+        f"({text_mb(heldout_kept)}); over the caps: {capped}")
+    excluded = {n: p["licence"] for n, p in loaded.packages.items() if not p["permissive"]}
+    if excluded:
+        log(f"packages left out for their licence: {excluded}")
+    return Corpus(source, loaded, train_kept, heldout_kept, listed, capped)
+
+
+def text_mb(files: list[SourceFile]) -> str:
+    return f"{sum(len(f.text) for f in files) / 1e6:.1f}M chars"
+
+
+def cap_files(files: list[SourceFile], max_bytes: int) -> list[SourceFile]:
+    """The files, within ``max_bytes`` of text: taken in an order fixed by a hash of each path (a
+    sample spread over every package), and returned in their original order."""
+    if not max_bytes or sum(len(f.text) for f in files) <= max_bytes:
+        return files
+    order = sorted(range(len(files)), key=lambda i: zlib.crc32(f"{files[i].root}/{files[i].relpath}".encode()))
+    keep, size = set(), 0
+    for i in order:
+        if size + len(files[i].text) > max_bytes:
+            continue
+        keep.add(i)
+        size += len(files[i].text)
+    return [f for i, f in enumerate(files) if i in keep]
+
+
+def heldout_entry(file: SourceFile) -> str | dict:
+    """A held-out file as heldout.json lists it (lsp_server/bench/heldout.py reads it): a stdlib-relative
+    path, or for sources grouped by package, its root ("stdlib" or "site"), path and package."""
+    if file.package is None:
+        return file.relpath
+    return {"root": file.root, "path": file.relpath, "package": file.package}
 
 
 def prepare_output(job: Job, corpus: Corpus) -> None:
-    """Clear what an earlier run wrote to the model folders, and list the held-out files (heldout.json)."""
+    """Clear what an earlier run wrote to the model folders, list the held-out files (heldout.json)
+    and record the corpus in training.json (complete: false until the run ends)."""
     for sub in ("target", "draft"):
         (job.out / sub).mkdir(parents=True, exist_ok=True)
         clear_model_dir(job.out / sub)
-    listing = json.dumps(corpus.heldout_listed, indent=1) + "\n"
+    # One entry a line: a short file even with thousands of held-out files.
+    listing = "[\n" + ",\n".join(json.dumps(e, ensure_ascii=False) for e in corpus.heldout_listed) + "\n]\n"
     (job.out / "heldout.json").write_text(listing, encoding="utf-8")
+    record(job, "corpus", corpus_summary(job, corpus, None))
+
+
+def record(job: Job, key: str, value) -> None:
+    """Add a stage's result to training.json as soon as it is known, so a run that dies midway
+    still says how far it got."""
+    job.record[key] = value
+    partial = {"complete": False, **job.record}
+    text = json.dumps(partial, indent=2, ensure_ascii=False, default=str)
+    (job.out / "training.json").write_text(text + "\n", encoding="utf-8")
 
 
 @dataclass
@@ -1143,6 +1360,7 @@ class Tokenizers:
     loaded_as: dict  # the class each directory loads as, through each supported class
     seconds: float
     heldout_identical: int  # held-out files the fast backend encodes exactly as SentencePiece does
+    heldout_checked: int  # of that many
 
 
 def train_tokenizers(job: Job, corpus: Corpus) -> Tokenizers:
@@ -1161,17 +1379,22 @@ def train_tokenizers(job: Job, corpus: Corpus) -> Tokenizers:
     log(f"tokenizers written and checked ({seconds:.1f}s): {loaded}")
     backend = AutoTokenizer.from_pretrained(job.out / "target", local_files_only=True).backend_tokenizer
     encoder = PieceEncoder(backend)
-    texts = [f.text for f in corpus.heldout]
+    texts = [f.text for f in corpus.heldout[:IDENTITY_CHECK_FILES]]
     agree = sum(sp.encode(text) == ids.tolist()
                 for text, ids in zip(texts, encoder.enc_many(texts), strict=True))
-    return Tokenizers(encoder, loaded, seconds, agree)
+    tokens = Tokenizers(encoder, loaded, seconds, agree, len(texts))
+    record(job, "tokenizer", tokenizer_summary(job, corpus, tokens))
+    return tokens
+
+
+IDENTITY_CHECK_FILES = 200  # held-out files encoded by both SentencePiece and the fast backend
 
 
 def pick_probes(train: list[SourceFile], heldout: list[SourceFile]) -> list[str]:
     """Round-trip probes: real files with tabs, non-ASCII and CR, some held-out files, and a synthetic
     text with the awkward cases. (A literal U+2581 "▁" would decode as a space, as in SentencePiece;
     the stdlib has none.)"""
-    probes = [f.text for f in heldout[:3]]
+    probes = [f.text for f in heldout if f.text.strip()][:3]
     for wanted in ("\t", "\r", "é"):
         probes += [f.text for f in train if wanted in f.text and "\u2581" not in f.text][:1]
     probes.append("class A:\n\tdef f(self):\n\n        return 'é 中文 😀'  \r\n<s></s><unk> <PRE> <EOT>\n\n\n")
@@ -1189,21 +1412,49 @@ class Dataset:
 
 
 def encode_corpus(job: Job, corpus: Corpus, encoder: PieceEncoder) -> Dataset:
-    """Encode every file once, line by line, and cut the fixed held-out evaluation rows."""
-    train_docs = build_docs([f.text for f in corpus.train], encoder)
-    heldout_docs = build_docs([f.text for f in corpus.heldout], encoder)
+    """Encode every file once, line by line (in ``job.workers`` processes), and cut the fixed
+    held-out evaluation rows."""
+    started = time.perf_counter()
+    train_docs = build_docs([f.text for f in corpus.train], encoder, job.workers)
+    heldout_docs = build_docs([f.text for f in corpus.heldout], encoder, job.workers)
     eval_ltr, eval_fim = heldout_sets(heldout_docs, encoder, job.run, job.seed)
-    log(f"tokens: train {doc_tokens(train_docs):,}, held out {doc_tokens(heldout_docs):,}; "
-        f"eval rows {len(eval_ltr)} left-to-right + {len(eval_fim)} FIM")
-    return Dataset(train_docs, heldout_docs, eval_ltr, eval_fim)
+    seconds = time.perf_counter() - started
+    log(f"tokens: train {doc_tokens(train_docs):,}, held out {doc_tokens(heldout_docs):,} "
+        f"({seconds:.1f}s, {job.workers} processes); eval rows {len(eval_ltr)} left-to-right + {len(eval_fim)} FIM")
+    data = Dataset(train_docs, heldout_docs, eval_ltr, eval_fim)
+    record(job, "corpus", corpus_summary(job, corpus, data))
+    record(job, "encode_seconds", round(seconds, 1))
+    return data
 
 
 def train_pair(job: Job, data: Dataset, encoder: PieceEncoder) -> dict:
-    """The target (vocabulary V + the 4 FIM specials), then the draft (V): each trained and saved."""
-    vocab = job.run.vocab
-    return {spec.name: train_model(job, spec, size, steps, data, encoder)
-            for spec, size, steps in ((job.target, vocab + len(FIM_PIECES), job.target_steps),
-                                      (job.draft, vocab, job.draft_steps))}
+    """The target (vocabulary V + the 4 FIM specials), then the draft (V): each trained and saved
+    (and recorded in training.json) before the next starts."""
+    job = plan_training(job)
+    vocab, results = job.run.vocab, {}
+    for spec, size, steps in ((job.target, vocab + len(FIM_PIECES), job.target_steps),
+                              (job.draft, vocab, job.draft_steps)):
+        results[spec.name] = train_model(job, spec, size, steps, data, encoder)
+        record(job, "models", results)
+    return results
+
+
+TARGET_SHARE = 0.7  # of the training time left by --minutes; the draft gets the rest
+RESERVE_SECONDS = 75  # of --minutes, kept for evaluations (off the training clock), saving, checks
+
+
+def plan_training(job: Job) -> Job:
+    """With --minutes: the training budgets from the time left once the corpus is encoded, so the
+    whole run ends on time whatever the scan and tokenization took."""
+    if job.minutes is None:
+        return job
+    left = max(60.0, job.minutes * 60 - (time.perf_counter() - T0) - RESERVE_SECONDS) / 60
+    target_min = job.target.minutes if job.fixed_minutes[0] else TARGET_SHARE * left
+    draft_min = job.draft.minutes if job.fixed_minutes[1] else max(0.5, left - target_min)
+    log(f"budget: {job.minutes:g} min in all, {left:.2f} min left for training: "
+        f"target {target_min:.2f} min, draft {draft_min:.2f} min")
+    return dataclasses.replace(job, target=dataclasses.replace(job.target, minutes=target_min),
+                               draft=dataclasses.replace(job.draft, minutes=draft_min))
 
 
 # The model config's fields training.json records.
@@ -1219,7 +1470,8 @@ def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, 
     run, device = job.run, job.device
     model = make_model(spec, vocab, job.seed).to(device)
     params = param_count(model)
-    log(f"{spec.name}: {params:,} parameters, vocab {vocab}, budget {spec.minutes:g} min")
+    log(f"{spec.name}: {params:,} parameters (int8 files about {params / 1e6:.1f} MB), vocab {vocab}, "
+        f"budget {spec.minutes:.2f} min")
     feeder = EpochFeeder(lambda rng: training_epoch(data.train, encoder, spec, run, rng),
                          f"{job.seed}-{spec.name}")
     try:
@@ -1231,7 +1483,12 @@ def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, 
     if spec.fim_rate:
         stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device)
     log(f"{spec.name}: {stats}")
-    stats["weight_files"] = save_model(model, job.out / spec.name, run)
+    stats["weight_files"] = save_model(model, job.out / spec.name)
+    # What the product will compute: the same rows through the int8 weights, dequantized.
+    model.load_state_dict(int8.load_int8_state(job.out / spec.name, torch.float32), strict=False)
+    stats["heldout_left_to_right_int8"] = evaluate(model, data.eval_ltr, run, device)
+    log(f"{spec.name}: saved {stats['weight_files']}; held-out loss through int8 weights "
+        f"{stats['heldout_left_to_right_int8']['loss']}")
     stats.update(parameters=params, vocab_size=vocab, spec=asdict(spec),
                  config={k: v for k, v in model.config.to_dict().items() if k in CONFIG_KEYS})
     del model
@@ -1251,14 +1508,18 @@ def check_reloads(job: Job, results: dict) -> None:
 def write_summary(job: Job, corpus: Corpus, tokens: Tokenizers, data: Dataset, results: dict) -> dict:
     """training.json: the corpus, the tokenizer, how the models were trained and each model's figures."""
     total_bytes = sum(sum(r["weight_files"].values()) for r in results.values())
-    if not job.smoke:
-        require(total_bytes <= 40_000_000, f"the pair takes {total_bytes:,} bytes, over 40 MB")
+    folder_bytes = sum(p.stat().st_size for sub in ("target", "draft") for p in (job.out / sub).iterdir())
+    if folder_bytes > MAX_PAIR_BYTES and not job.smoke:  # said loudly, but the trained pair is kept
+        log(f"WARNING: the pair's folders take {folder_bytes:,} bytes, over {MAX_PAIR_BYTES:,}")
     summary = {
+        "complete": True,
         "corpus": corpus_summary(job, corpus, data),
         "tokenizer": tokenizer_summary(job, corpus, tokens),
         "training": training_summary(job),
         "models": results,
         "weights_bytes_total": total_bytes,
+        "pair_folders_bytes_total": folder_bytes,
+        "encode_seconds": job.record.get("encode_seconds"),
         "total_seconds": round(time.perf_counter() - T0, 1),
     }
     text = json.dumps(summary, indent=2, ensure_ascii=False)
@@ -1268,19 +1529,38 @@ def write_summary(job: Job, corpus: Corpus, tokens: Tokenizers, data: Dataset, r
     return summary
 
 
-def corpus_summary(job: Job, corpus: Corpus, data: Dataset) -> dict:
-    return {
+MAX_PAIR_BYTES = 32_000_000  # both model folders, tokenizers included: what the repository carries
+
+
+def corpus_summary(job: Job, corpus: Corpus, data: Dataset | None) -> dict:
+    """The corpus as training.json records it (token counts once the corpus is encoded)."""
+    packages = corpus.loaded.packages
+    summary = {
         "source": corpus.source.description,
+        "read_from": corpus.loaded.root,
         "python_version": platform.python_version(),
         "heldout_rule": corpus.source.heldout_rule,
-        "files_not_utf8_skipped": len(corpus.skipped),
+        "files_not_utf8_skipped": corpus.skipped.get("not UTF-8", 0),
+        "files_skipped": corpus.skipped,
         "files_train": len(corpus.train),
         "files_heldout": len(corpus.heldout),
         "files_heldout_listed": len(corpus.heldout_listed),
-        "tokens_train": doc_tokens(data.train),
-        "tokens_heldout": doc_tokens(data.heldout),
+        "files_over_the_caps": corpus.capped,
+        "chars_train": sum(len(f.text) for f in corpus.train),
+        "chars_heldout": sum(len(f.text) for f in corpus.heldout),
+        "max_train_bytes": job.run.max_train_bytes,
+        "max_heldout_bytes": job.run.max_heldout_bytes,
         "smoke_subset": job.smoke,
     }
+    if data is not None:
+        summary.update(tokens_train=doc_tokens(data.train), tokens_heldout=doc_tokens(data.heldout))
+    if packages:
+        summary["packages_heldout"] = sorted(n for n, p in packages.items() if p["heldout"] and p["permissive"])
+        summary["packages_excluded_for_licence"] = {n: p["licence"] for n, p in packages.items()
+                                                    if not p["permissive"]}
+        summary["packages"] = {n: {k: p[k] for k in ("root", "licence", "permissive", "heldout", "files", "bytes")}
+                               for n, p in sorted(packages.items())}
+    return summary
 
 
 def tokenizer_summary(job: Job, corpus: Corpus, tokens: Tokenizers) -> dict:
@@ -1291,7 +1571,7 @@ def tokenizer_summary(job: Job, corpus: Corpus, tokens: Tokenizers) -> dict:
         "fim_ids": {p: job.run.vocab + i for i, p in enumerate(FIM_PIECES)},
         "sentencepiece_sample_bytes": job.run.sp_sample_bytes,
         "seconds": round(tokens.seconds, 1),
-        "heldout_files_identical_to_sentencepiece": f"{tokens.heldout_identical}/{len(corpus.heldout)}",
+        "heldout_files_identical_to_sentencepiece": f"{tokens.heldout_identical}/{tokens.heldout_checked}",
         "loaded_as": tokens.loaded_as,
     }
 
@@ -1316,7 +1596,7 @@ def training_summary(job: Job) -> dict:
         "batch_sequences": run.batch,
         "optimizer": "AdamW(0.9, 0.95), weight decay 0.1 on matrices, clip 1.0",
         "schedule": f"linear warm-up {run.warmup} steps, cosine to {MIN_LR_FRACTION:g} x peak",
-        "precision": "bf16 autocast on CUDA, fp32 master weights; saved as fp16",
+        "precision": "bf16 autocast on CUDA, fp32 master weights; saved as int8 rows + fp16 scales",
         "samples": "one per row, right-padded; each from a run of whole lines of one file",
         "left_to_right": "[BOS] + enc(chunk)",
         "fim": {"share_of_target_samples": job.target.fim_rate, "spm_share_of_fim": FIM_SPM_SHARE,
@@ -1326,9 +1606,21 @@ def training_summary(job: Job) -> dict:
 
 
 def main() -> None:
-    """The stages in order; each logs what it did, and training.json sums them up."""
-    job = configure(parse_args())
-    corpus = collect_corpus(job)
+    """The stages in order; each logs what it did (stdout and train.log), and training.json sums
+    them up, stage by stage, so a run that dies leaves its log and what it had finished."""
+    args = parse_args()
+    job = configure(args)
+    job.out.mkdir(parents=True, exist_ok=True)
+    open_log(job.out / "train.log")
+    try:
+        run_stages(job, SOURCES[args.source])
+    except BaseException:
+        log("FAILED:\n" + traceback.format_exc())
+        raise
+
+
+def run_stages(job: Job, source: CorpusSource) -> None:
+    corpus = collect_corpus(job, source)
     prepare_output(job, corpus)
     tokens = train_tokenizers(job, corpus)
     data = encode_corpus(job, corpus, tokens.encoder)

@@ -1,29 +1,51 @@
-"""The held-out corpus: standard-library files the demo pair never trained on, read from this machine.
+"""The held-out corpus: files the demo pair never trained on, read from this machine.
 
-scripts/train_demo_pair.py lists them in models/demo/heldout.json, a JSON list of paths relative to
-the standard library; every measurement of the pair on unseen code (the CPU and GPU benchmarks, the
-typing replay, scripts/eval_demo_pair.py) reads them through this module. Torch-free.
+scripts/train_demo_pair.py lists them in models/demo/heldout.json, a JSON list whose entries are
+either a path relative to the standard library (``"json/decoder.py"``) or, when whole packages are
+held out, ``{"root": "stdlib" | "site", "path": ..., "package": ...}`` with the path relative to the
+standard library or to a site-packages directory. Every measurement of the pair on unseen code (the
+CPU and GPU benchmarks, the typing replay, scripts/eval_demo_pair.py) reads them through this
+module, finding each listed file wherever this interpreter keeps it. Torch-free.
 """
 
 from __future__ import annotations
 
 import json
+import site
 import sysconfig
 from pathlib import Path
 
 HELDOUT_LIST = Path(__file__).resolve().parent.parent / "models" / "demo" / "heldout.json"
 
 
-def heldout_names() -> list[str]:
-    """The listed relative paths, in the order the training script wrote them."""
-    return json.loads(HELDOUT_LIST.read_text(encoding="utf-8"))
+def heldout_entries(listing: Path | None = None) -> list[tuple[str, str]]:
+    """(root, relative path) of every listed file, in the order the training script wrote them."""
+    entries = json.loads((listing or HELDOUT_LIST).read_text(encoding="utf-8"))
+    return [("stdlib", e) if isinstance(e, str) else (e["root"], e["path"]) for e in entries]
 
 
-def heldout_paths() -> list[tuple[str, Path]]:
-    """(relative path, path) of the listed files present in this interpreter's standard library,
-    which differs between Python versions."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return [(name, stdlib / name) for name in heldout_names() if (stdlib / name).exists()]
+def heldout_names(listing: Path | None = None) -> list[str]:
+    """The listed files' names: the stdlib-relative path, or ``site:<path>`` for site-packages."""
+    return [path if root == "stdlib" else f"{root}:{path}" for root, path in heldout_entries(listing)]
+
+
+def root_dirs() -> dict[str, list[Path]]:
+    """Where this interpreter keeps each root: its standard library and its site-packages directories."""
+    paths = sysconfig.get_paths()
+    sites = [Path(p) for p in dict.fromkeys([paths["purelib"], paths["platlib"], *site.getsitepackages()])]
+    return {"stdlib": [Path(paths["stdlib"])], "site": sites}
+
+
+def heldout_paths(listing: Path | None = None, roots: dict[str, list[Path]] | None = None) -> list[tuple[str, Path]]:
+    """(name, path) of the listed files present here: the first directory of its root holding it.
+    What is present differs between Python versions and installed packages."""
+    roots = roots or root_dirs()
+    found = []
+    for name, (root, path) in zip(heldout_names(listing), heldout_entries(listing), strict=True):
+        where = next((d / path for d in roots.get(root, []) if (d / path).is_file()), None)
+        if where is not None:
+            found.append((name, where))
+    return found
 
 
 def read(path: Path) -> str:
@@ -33,7 +55,7 @@ def read(path: Path) -> str:
 
 
 def heldout_texts() -> list[tuple[str, str]]:
-    """(relative path, text) of each held-out file found here."""
+    """(name, text) of each held-out file found here."""
     return [(name, read(path)) for name, path in heldout_paths()]
 
 
@@ -47,4 +69,4 @@ def heldout_file(min_chars: int = 8000) -> Path:
     for _, path in heldout_paths():
         if len(read(path)) >= min_chars:
             return path
-    raise FileNotFoundError("no held-out standard-library file of that size on this machine")
+    raise FileNotFoundError("no held-out file of that size on this machine")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from . import int8
 from .api import DEFAULT_DRAFT, DEFAULT_TARGET, ModelChoice
 from .tokenizer import TokenCodec
 
@@ -197,6 +198,8 @@ def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Mod
         raise ModelError(f"{src}: architecture {arch} is not supported (supported: {', '.join(SUPPORTED)})")
     dtype = resolve_dtype(dtype_name, device, _fp32_bytes(config))
     try:
+        if int8.is_int8(src):  # int8 rows + scales (the embedded demo pair), dequantized here
+            return int8.load_int8_model(src, config, dtype).to(device)
         model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True, trust_remote_code=False,
                                                      local_files_only=True)
         return model.to(device).eval()
@@ -213,7 +216,12 @@ def check_safetensors_only(path: str) -> None:
     checkpoint can run code when it is read."""
     folder = Path(path)
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
+    if int8.is_int8(folder):
+        try:
+            files = set(int8.int8_files(folder))
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise ModelError(f"{folder / int8.INDEX} cannot be read ({type(e).__name__}); check the directory") from e
+    elif index.is_file():
         try:
             files = set(json.loads(index.read_text())["weight_map"].values())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

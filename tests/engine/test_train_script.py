@@ -39,9 +39,9 @@ def tiny_source(tdp):
 
     def load():
         names = sorted(TRAIN_FILES + HELDOUT_FILES)
-        return stdlib, [tdp.SourceFile(n, (stdlib / n).read_text(encoding="utf-8")) for n in names], []
+        return tdp.Loaded(str(stdlib), [tdp.SourceFile(n, (stdlib / n).read_text(encoding="utf-8")) for n in names], {})
 
-    return tdp.CorpusSource("a few stdlib files", load, lambda relpath: relpath in HELDOUT_FILES, "by name")
+    return tdp.CorpusSource("a few stdlib files", load, lambda file: file.relpath in HELDOUT_FILES, "by name")
 
 
 def tiny_job(tdp, out: Path):
@@ -123,3 +123,123 @@ def test_a_time_budget_sets_the_step_count_from_timed_steps(trained, tmp_path):
     stats = tdp.train_model(dataclasses.replace(job, out=tmp_path), draft, job.run.vocab, None, data, tokens.encoder)
     assert stats["planned_steps"] >= job.run.calibrate[1]  # set once the calibration window was timed
     assert 0 < stats["steps"] <= stats["planned_steps"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The python-env source, on a fake stdlib + site-packages tree (tests/fake_python_env.py)
+
+
+@pytest.fixture(scope="module")
+def env_trained(tmp_path_factory):
+    """Every stage on the fake interpreter's files, tokenized in two processes."""
+    from tests import fake_python_env
+
+    tdp = load_script()
+    stdlib, site = fake_python_env.build(tmp_path_factory.mktemp("env"))
+    source = dataclasses.replace(tdp.PYTHON_ENV, load=lambda: tdp.load_python_env(stdlib, [site]))
+    job = dataclasses.replace(tiny_job(tdp, tmp_path_factory.mktemp("env_demo")), workers=2)
+    corpus = tdp.collect_corpus(job, source)
+    tdp.prepare_output(job, corpus)
+    partial = json.loads((job.out / "training.json").read_text(encoding="utf-8"))
+    tokens = tdp.train_tokenizers(job, corpus)
+    data = tdp.encode_corpus(job, corpus, tokens.encoder)
+    tdp.check_reloads(job, results := tdp.train_pair(job, data, tokens.encoder))
+    summary = tdp.write_summary(job, corpus, tokens, data, results)
+    return tdp, job, corpus, tokens, data, summary, partial, {"stdlib": [stdlib], "site": [site]}
+
+
+def test_whole_packages_are_held_out_and_listed_for_the_product(env_trained):
+    from lsp_server.bench import heldout
+
+    _, job, corpus, _, _, summary, _, roots = env_trained
+    assert sorted(f.relpath for f in corpus.heldout) == ["held12/__init__.py", "held12/more.py"]
+    assert {f.package for f in corpus.train} == {"alphapkg", "gammapkg", "stdlib.mymod", "stdlib.other"}
+    listing = job.out / "heldout.json"
+    assert json.loads(listing.read_text()) == [{"root": "site", "path": p, "package": "held12"}
+                                               for p in ("held12/__init__.py", "held12/more.py")]
+    found = heldout.heldout_paths(listing, roots)
+    assert [path for _, path in found] == [roots["site"][0] / "held12/__init__.py", roots["site"][0] / "held12/more.py"]
+    assert summary["corpus"]["packages_heldout"] == ["held12"]
+
+
+def test_licences_are_recorded_and_non_permissive_packages_left_out(env_trained):
+    _, job, _, _, _, summary, partial, _ = env_trained
+    corpus = summary["corpus"]
+    assert set(corpus["packages_excluded_for_licence"]) == {"betapkg", "unowned:loose"}
+    assert corpus["packages"]["alphapkg"]["licence"] == "MIT (License-Expression)"
+    assert corpus["packages"]["stdlib.mymod"]["licence"].startswith("PSF-2.0")
+    assert corpus["files_skipped"]["duplicate content"] == 1
+    # training.json exists from the start (a run that dies says how far it got), complete at the end
+    assert partial["complete"] is False and partial["corpus"]["packages"] == corpus["packages"]
+    assert json.loads((job.out / "training.json").read_text())["complete"] is True
+
+
+def test_the_pair_is_stored_as_int8_and_loads_in_the_product(env_trained):
+    from lsp_server.config import Settings
+    from lsp_server.engine.models import load_models
+
+    tdp, job, _, _, data, summary, _, _ = env_trained
+    for name in ("target", "draft"):
+        assert (job.out / name / "model.int8.json").is_file() and not (job.out / name / "model.safetensors").exists()
+        stats = summary["models"][name]
+        assert all(f.startswith("model.int8-") for f in stats["weight_files"])
+        # int8 costs the held-out loss almost nothing
+        assert abs(stats["heldout_left_to_right_int8"]["loss"] - stats["heldout_left_to_right"]["loss"]) < 0.05
+    models = load_models(Settings(target=str(job.out / "target"), draft=str(job.out / "draft"),
+                                  device="cpu", dtype="float32"))
+    assert models.draft_vocab == job.run.vocab and models.codec.fim is not None
+    reloaded = tdp.evaluate(models.target, data.eval_ltr, job.run, CPU)["loss"]
+    assert reloaded == pytest.approx(summary["models"]["target"]["heldout_left_to_right_int8"]["loss"], abs=1e-3)
+
+
+def test_tokenizing_in_processes_gives_the_same_ids(env_trained):
+    tdp, _, corpus, tokens, data, _, _, _ = env_trained
+    texts = [f.text for f in corpus.train]
+    serial = tdp.build_docs(texts, tokens.encoder, workers=1)
+    assert tdp.encode_in_processes(texts, tokens.encoder, 2) is not None  # the pool ran (no fallback)
+    assert len(serial) == len(data.train) and len(tdp.slices(texts, 8)) > 1
+    for one, other in zip(serial, data.train, strict=True):
+        assert one.lines == other.lines and one.rest.tolist() == other.rest.tolist()
+        assert one.starts.tolist() == other.starts.tolist()
+
+
+def test_the_caps_keep_a_stable_sample_in_order():
+    tdp = load_script()
+    files = [tdp.SourceFile(f"m{i}.py", "x" * (100 + i)) for i in range(50)]
+    kept = tdp.cap_files(files, 2000)
+    assert 0 < sum(len(f.text) for f in kept) <= 2000 and len(kept) < 50
+    assert kept == [f for f in files if f in kept] and tdp.cap_files(files, 2000) == kept
+    assert tdp.cap_files(files, 0) == files
+
+
+def test_the_minutes_budget_is_split_between_the_models(trained):
+    tdp, job, *_ = trained
+    planned = tdp.plan_training(dataclasses.replace(job, minutes=10.0))
+    left = planned.target.minutes + planned.draft.minutes
+    assert left <= 10 - tdp.RESERVE_SECONDS / 60 and left > 5
+    assert planned.target.minutes == pytest.approx(tdp.TARGET_SHARE * left)
+    fixed = tdp.plan_training(dataclasses.replace(job, minutes=10.0, fixed_minutes=(True, False)))
+    assert fixed.target.minutes == job.target.minutes and fixed.draft.minutes > planned.draft.minutes
+    assert tdp.plan_training(job) == job  # no --minutes: the budgets stay as they are
+
+
+def test_the_log_reaches_train_log_with_the_lines_before_it(tmp_path):
+    tdp = load_script()
+    tdp.log("before the folder exists")
+    tdp.open_log(tmp_path / "train.log")
+    tdp.log("after")
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert lines[-2].endswith("before the folder exists") and lines[-1].endswith("after")
+    tdp.LOG_FILE.pop().close()
+
+
+def test_the_script_needs_neither_pygls_nor_cachetools():
+    """The GPU machine has neither; the script runs there from a bare checkout."""
+    import subprocess
+
+    probe = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('t', sys.argv[1]); "
+             "m = importlib.util.module_from_spec(spec); sys.modules['t'] = m; spec.loader.exec_module(m); "
+             "print(sorted(n for n in sys.modules if n.split('.')[0] in ('pygls', 'cachetools', 'lsprotocol')))")
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "scripts" / "train_demo_pair.py")],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
