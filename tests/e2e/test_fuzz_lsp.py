@@ -25,7 +25,7 @@ from tests.raw_lsp import RawServer
 pytestmark = pytest.mark.e2e
 URIS = ["file:///w/a.py", "file:///w/b.py", "file:///w/never.py", "untitled:c"]
 MARKER = "FUZZ_CODE_MARKER_9e3b"  # sent as document text, settings and params: must never reach the log
-EXAMPLES = int(os.environ.get("SPECLSP_FUZZ_EXAMPLES", "170"))  # about 10,500 messages in all
+EXAMPLES = int(os.environ.get("SPECLSP_FUZZ_EXAMPLES", "180"))  # about 10,500 messages in all (the examples follow the module name)
 SENT = {"messages": 0}
 
 texts = st.one_of(
