@@ -502,9 +502,13 @@ class PieceEncoder:
     """
 
     def __init__(self, backend: Tokenizer):
-        self.backend = backend
-        self._encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
-        self.newline = backend.encode("\n", add_special_tokens=False).ids
+        # A copy that reads text as text: "<s>" or "▁<PRE>" in a file (transformers' CodeLlama
+        # tokenizer has the FIM pieces literally) must not become BOS or a FIM id. The flag is not
+        # serialized, so a tokenizer rebuilt from JSON in a worker process needs it set again here.
+        self.backend = Tokenizer.from_str(backend.to_str())
+        self.backend.encode_special_tokens = True
+        self._encode_batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        self.newline = self.backend.encode("\n", add_special_tokens=False).ids
 
     def enc_many(self, texts: list[str]) -> list[np.ndarray]:
         return [np.array(e.ids, np.int32) for e in self._encode_batch(texts, add_special_tokens=False)]
@@ -791,7 +795,19 @@ def training_epoch(docs: list[Doc], encoder: PieceEncoder, spec: ModelSpec, run:
                 plan.suffix_first = rng.random() < FIM_SPM_SHARE
             plans.append(plan)
     rng.shuffle(plans)
-    return make_rows(plans, encoder, run.seq_len, run.vocab)
+    rows = make_rows(plans, encoder, run.seq_len, run.vocab)
+    if not spec.fim_rate:
+        check_left_to_right(rows, run.vocab, spec.name)
+    return rows
+
+
+def check_left_to_right(rows: Rows, vocab: int, name: str) -> None:
+    """A model trained without FIM (the draft) must never see a FIM id (vocab..vocab+3), not even
+    one spelled out in a source file: the draft's embedding has only ``vocab`` rows."""
+    fim = rows.ids >= vocab
+    if fim.any():
+        row, col = (int(k) for k in np.argwhere(fim)[0])
+        raise ValueError(f"{name}: FIM id {int(rows.ids[row, col])} in a left-to-right row ({row}, position {col})")
 
 
 def heldout_sets(docs: list[Doc], encoder: PieceEncoder, run: RunSpec, seed: int) -> tuple[Rows, Rows]:
@@ -900,11 +916,32 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+IGNORE = -100  # the label transformers' loss skips: padding
+
+
+def labels_for(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The labels of rows of ids: the ids themselves, IGNORE on padding (no loss there)."""
+    positions = np.arange(ids.shape[1])
+    return np.where(positions[None, :] < lengths[:, None], ids, IGNORE).astype(np.int64)
+
+
+def check_batch(ids: np.ndarray, labels: np.ndarray, vocab: int, where: str) -> None:
+    """Every input id in [0, vocab), every label in [0, vocab) or IGNORE, checked on the host.
+
+    An id out of range on the GPU ends in an opaque, asynchronous device-side assert far from its
+    cause; this names the batch (``where``) and the bad value instead. Microseconds a batch."""
+    bad_ids = (ids < 0) | (ids >= vocab)
+    bad_labels = ((labels < 0) | (labels >= vocab)) & (labels != IGNORE)
+    for what, values, bad in (("input id", ids, bad_ids), ("label", labels, bad_labels)):
+        if bad.any():
+            row, col = (int(k) for k in np.argwhere(bad)[0])
+            raise ValueError(f"{where}: {what} {int(values[row, col])} at row {row}, position {col} "
+                             f"is outside [0, {vocab}) ({int(bad.sum())} such values in the batch)")
+
+
 def to_device(rows: Rows, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.from_numpy(rows.ids).to(device=device, dtype=torch.long)
-    lengths = torch.from_numpy(rows.lengths).to(device)
-    positions = torch.arange(ids.shape[1], device=device)
-    labels = ids.masked_fill(positions[None, :] >= lengths[:, None], -100)  # no loss on padding
+    labels = torch.from_numpy(labels_for(rows.ids, rows.lengths)).to(device)
     return ids, labels
 
 
@@ -939,10 +976,11 @@ class Batches:
     then the loop is timing its steps, and building an epoch meanwhile would slow them down.
     """
 
-    def __init__(self, feeder: EpochFeeder, run: RunSpec, device: torch.device):
+    def __init__(self, feeder: EpochFeeder, run: RunSpec, device: torch.device, name: str, vocab: int):
         self.feeder, self.run, self.device = feeder, run, device
-        self.ids = self.labels = self.lengths = None
-        self.cursor = self.epochs = self.tokens = self.fallbacks = 0
+        self.name, self.vocab = name, vocab  # the model fed, and its vocabulary: ids are checked against it
+        self.ids = self.labels = self.lengths = self.host = None
+        self.cursor = self.epochs = self.tokens = self.fallbacks = self.steps = 0
         self.stall = 0.0  # seconds the loop waited for an epoch
         self.requested = False  # whether the next epoch has been asked for
 
@@ -956,7 +994,11 @@ class Batches:
         if self.ids is None or self.cursor + self.run.batch > len(self.ids):
             self._next_epoch(ahead)
         rows = slice(self.cursor, self.cursor + self.run.batch)
-        self.tokens += int(self.lengths[rows].sum())
+        self.steps += 1
+        ids, lengths = self.host.ids[rows], self.lengths[rows]
+        check_batch(ids, labels_for(ids, lengths), self.vocab,
+                    f"{self.name}: epoch {self.epochs}, step {self.steps}")
+        self.tokens += int(lengths.sum())
         self.cursor += self.run.batch
         return self.ids[rows], self.labels[rows]
 
@@ -970,7 +1012,7 @@ class Batches:
         if ahead:
             self.ask_ahead()
         self.ids, self.labels = to_device(rows, self.device)
-        self.lengths, self.fallbacks = rows.lengths, self.fallbacks + rows.fim_fallbacks
+        self.host, self.lengths, self.fallbacks = rows, rows.lengths, self.fallbacks + rows.fim_fallbacks
         self.cursor, self.epochs = 0, self.epochs + 1
         require(len(self.ids) >= self.run.batch, "an epoch is smaller than one batch")
 
@@ -1080,7 +1122,7 @@ def train(model: LlamaForCausalLM, spec: ModelSpec, run: RunSpec, feeder: EpochF
     evaluations without improvement.
     """
     optimizer = make_optimizer(model, spec, device)
-    batches, losses = Batches(feeder, run, device), Losses(device)
+    batches, losses = Batches(feeder, run, device, spec.name, model.config.vocab_size), Losses(device)
     early = EarlyStop(spec.name, run.patience, heldout_loss)
     step, total = 0, fixed_steps
     model.train()
@@ -1134,6 +1176,7 @@ def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.de
     model.eval()
     sums = {"all": 0.0, "hole": 0.0}
     counts = {"all": 0, "hole": 0}
+    check_batch(rows.ids, labels_for(rows.ids, rows.lengths), model.config.vocab_size, "held-out rows")
     ids_all, _ = to_device(rows, device)
     lengths = torch.from_numpy(rows.lengths).to(device)
     holes = torch.from_numpy(rows.hole_starts).to(device)

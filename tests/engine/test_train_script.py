@@ -14,6 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -243,3 +244,125 @@ def test_the_script_needs_neither_pygls_nor_cachetools():
     out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "scripts" / "train_demo_pair.py")],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# Token ids in range: what a GPU run would otherwise meet as an opaque device-side assert
+
+# Source text that spells out the tokenizer's special pieces, as transformers' CodeLlama tokenizer does.
+SPECIALS_IN_TEXT = ('class CodeLlamaTokenizer:\n    prefix_token = "▁<PRE>"\n    middle_token = "▁<MID>"\n'
+                    '    suffix_token = "▁<SUF>"\n    eot_token = "▁<EOT>"\n    bos_token = "<s>"\n')
+
+
+def test_special_pieces_in_source_text_are_text_in_every_tokenizing_process(trained):
+    tdp, job, _, tokens, _, _ = trained
+    texts = [SPECIALS_IN_TEXT, "x = 1\n" + SPECIALS_IN_TEXT]
+    serial = tdp.build_docs(texts, tokens.encoder, workers=1)
+    forked = tdp.build_docs(texts, tokens.encoder, workers=2)
+    for one, other in zip(serial, forked, strict=True):
+        assert other.rest.tolist() == one.rest.tolist()
+        assert max(other.rest) < job.run.vocab and tdp.BOS not in other.rest.tolist()
+    assert max(tokens.encoder.enc_many(texts)[0]) < job.run.vocab
+
+
+@pytest.mark.parametrize(("ids", "lengths", "error"), [
+    ([[1, 5, 9, 2]], [4], None),
+    ([[1, 5, 2, 2]], [2], None),  # padding is labelled IGNORE
+    ([[1, 5, 10, 2]], [4], "input id 10 at row 0, position 2"),
+    ([[1, 5, 2, 2], [1, 3, -1, 2]], [4, 4], "input id -1 at row 1, position 2"),
+    ([[1, 5, 2, 12]], [2], "input id 12 at row 0, position 3"),  # past the length: still fed to the model
+])
+def test_a_batch_with_an_id_outside_the_vocabulary_is_named(ids, lengths, error):
+    tdp = load_script()
+    ids, lengths = np.array(ids, np.int32), np.array(lengths)
+    labels = tdp.labels_for(ids, lengths)
+    assert (labels[0, lengths[0]:] == tdp.IGNORE).all() and (labels[0, :lengths[0]] == ids[0, :lengths[0]]).all()
+    if error is None:
+        tdp.check_batch(ids, labels, 10, "draft: epoch 2, step 7")
+        return
+    with pytest.raises(ValueError, match=f"^draft: epoch 2, step 7: {error} is outside \\[0, 10\\)"):
+        tdp.check_batch(ids, labels, 10, "draft: epoch 2, step 7")
+
+
+def test_a_label_outside_the_vocabulary_is_named():
+    tdp = load_script()
+    ids = np.array([[1, 5, 9]], np.int32)
+    for label, ok in ((-100, True), (0, True), (9, True), (10, False), (-1, False)):
+        labels = np.array([[1, 5, label]])
+        if ok:
+            tdp.check_batch(ids, labels, 10, "target")
+        else:
+            with pytest.raises(ValueError, match=f"target: label {label} at row 0, position 2"):
+                tdp.check_batch(ids, labels, 10, "target")
+
+
+def test_a_left_to_right_row_with_a_fim_id_is_refused():
+    tdp = load_script()
+    rows = tdp.Rows(np.array([[1, 5, 9, 2], [1, 10, 2, 2]], np.int32), np.array([4, 3]), np.array([4, 3]))
+    with pytest.raises(ValueError, match=r"draft: FIM id 10 in a left-to-right row \(1, position 1\)"):
+        tdp.check_left_to_right(rows, 10, "draft")
+    tdp.check_left_to_right(tdp.Rows(rows.ids[:1], rows.lengths[:1], rows.hole_starts[:1]), 10, "draft")
+
+
+def test_the_training_loop_names_the_batch_with_a_bad_id(trained):
+    tdp, job, _, tokens, data, _ = trained
+    spec = job.draft
+    bad = tdp.training_epoch(data.train, tokens.encoder, spec, job.run, __import__("random").Random(0))
+    bad.ids[3 * job.run.batch + 1, 4] = job.run.vocab + 2  # in the 4th batch
+    feeder = tdp.EpochFeeder(lambda rng: bad, "bad")
+    model = tdp.make_model(spec, job.run.vocab, job.seed)
+    try:
+        with pytest.raises(ValueError, match=f"^draft: epoch 1, step 4: input id {job.run.vocab + 2} at row 1"):
+            tdp.train(model, spec, job.run, feeder, CPU, 10, lambda: 0.0)
+    finally:
+        feeder.close()
+
+
+@pytest.fixture(scope="module")
+def epochs_trained(tmp_path_factory):
+    """Both models trained over more than two epochs of the fake tree (tokenized in two processes),
+    one of its files spelling out the special pieces; every batch fed to train_step is kept."""
+    from tests import fake_python_env
+
+    tdp = load_script()
+    stdlib, site = fake_python_env.build(tmp_path_factory.mktemp("env"))
+    fake_python_env.write(stdlib / "fimtext.py", SPECIALS_IN_TEXT * 20)  # stdlib.fimtext: a training package
+    source = dataclasses.replace(tdp.PYTHON_ENV, load=lambda: tdp.load_python_env(stdlib, [site]))
+    job = dataclasses.replace(tiny_job(tdp, tmp_path_factory.mktemp("epochs")), workers=2)
+    corpus = tdp.collect_corpus(job, source)
+    assert "fimtext.py" in {f.relpath for f in corpus.train}
+    tdp.prepare_output(job, corpus)
+    tokens = tdp.train_tokenizers(job, corpus)
+    data = tdp.encode_corpus(job, corpus, tokens.encoder)
+    per_epoch = len(tdp.training_epoch(data.train, tokens.encoder, job.draft, job.run,
+                                       __import__("random").Random(0))) // job.run.batch
+    steps = 2 * per_epoch + per_epoch // 2 + 2
+    job = dataclasses.replace(job, target_steps=steps, draft_steps=steps)
+    batches, step = [], tdp.train_step
+
+    def spy(model, optimizer, x, y, lr, device):
+        batches.append((model.config.vocab_size, x.numpy().copy(), y.numpy().copy()))
+        return step(model, optimizer, x, y, lr, device)
+
+    tdp.train_step = spy
+    try:
+        results = tdp.train_pair(job, data, tokens.encoder)
+    finally:
+        tdp.train_step = step
+    return tdp, job, results, batches, steps
+
+
+def test_every_batch_of_several_epochs_is_within_the_vocabularies(epochs_trained):
+    tdp, job, results, batches, steps = epochs_trained
+    v = job.run.vocab
+    for name in ("target", "draft"):
+        assert results[name]["steps"] == steps and results[name]["epochs_started"] >= 2, results[name]
+    assert [size for size, _, _ in batches] == [v + 4] * steps + [v] * steps
+    fim_seen = 0
+    for size, x, y in batches:
+        assert x.min() >= 0 and x.max() < size
+        assert ((y == tdp.IGNORE) | ((y >= 0) & (y < size))).all()
+        fim_seen += int((x >= v).any())
+        if size == v:  # the draft: no FIM id, not even one spelled out in the source text
+            assert x.max() < v
+    assert fim_seen > 0  # the target's batches do hold FIM samples
