@@ -31,7 +31,8 @@ The corpus is tokenized by ``--workers`` processes. Training runs against time b
 ``--minutes``, the time left once the corpus is encoded (less a reserve for evaluation and saving)
 is split 70/30 between target and draft; otherwise ``--target-minutes`` / ``--draft-minutes``. A
 few timed steps fix the number of steps, so the cosine schedule ends on time on any GPU; held-out
-loss is measured every ``eval_every`` steps and the best weights are kept (early stopping).
+loss is measured every ``eval_every`` steps and the best weights are kept (early stopping). Every
+batch's ids are checked on the host before the device uses them (``check_batch``).
 ``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to repeat a
 run exactly (``planned_steps`` in training.json).
 
