@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import random
 import sys
 import sysconfig
 from pathlib import Path
@@ -307,7 +308,7 @@ def test_a_left_to_right_row_with_a_fim_id_is_refused():
 def test_the_training_loop_names_the_batch_with_a_bad_id(trained):
     tdp, job, _, tokens, data, _ = trained
     spec = job.draft
-    bad = tdp.training_epoch(data.train, tokens.encoder, spec, job.run, __import__("random").Random(0))
+    bad = tdp.training_epoch(data.train, tokens.encoder, spec, job.run, random.Random(0))
     bad.ids[3 * job.run.batch + 1, 4] = job.run.vocab + 2  # in the 4th batch
     feeder = tdp.EpochFeeder(lambda rng: bad, "bad")
     model = tdp.make_model(spec, job.run.vocab, job.seed)
@@ -335,7 +336,7 @@ def epochs_trained(tmp_path_factory):
     tokens = tdp.train_tokenizers(job, corpus)
     data = tdp.encode_corpus(job, corpus, tokens.encoder)
     per_epoch = len(tdp.training_epoch(data.train, tokens.encoder, job.draft, job.run,
-                                       __import__("random").Random(0))) // job.run.batch
+                                       random.Random(0))) // job.run.batch
     steps = 2 * per_epoch + per_epoch // 2 + 2
     job = dataclasses.replace(job, target_steps=steps, draft_steps=steps)
     batches, step = [], tdp.train_step
