@@ -38,6 +38,7 @@ class Codec(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
     def encode_infill(self, text: str) -> list[int]: ...
+    def decode_continuation(self, ids: list[int]) -> str: ...
 
 
 @dataclass
@@ -148,7 +149,15 @@ class PromptBuilder:
         cut = head.rfind("\n")
         if len(head) < len(suffix) and cut > 0:
             head = head[: cut + 1]  # end on a whole line, so the suffix's ids stay stable while typing
-        return self.codec.encode_infill(head)[:budget]
+        ids = self.codec.encode_infill(head)
+        if len(ids) <= budget:
+            return ids
+        # Cut on a whole line too: the model was trained (as Meta's reference prompts it) on
+        # suffixes that end at a line's end; one cut inside a line it continues after <MID>,
+        # writing the suffix's next line (a newline and indentation) instead of the middle.
+        text = self.codec.decode_continuation(ids[:budget])
+        cut = text.rfind("\n")
+        return self.codec.encode_infill(text[: cut + 1])[:budget] if cut >= 0 else ids[:budget]
 
     def _prefix_ids(self, prefix: str, budget: int, window: WindowState) -> list[int]:
         budget = max(budget, 16)

@@ -30,6 +30,17 @@ def test_suffix_has_no_leading_space(codec):
     assert codec.encode_infill("return") != codec.encode("return")  # encode adds the dummy-prefix space
 
 
+@pytest.mark.parametrize("fim_order", ["psm", "spm"])
+def test_a_long_suffix_is_cut_at_a_line_end(codec, fim_order):
+    # Training (and Meta's reference) only ever show suffixes ending at a line's end; a suffix cut
+    # inside a line is continued after <MID>, so the fill starts with the suffix's next line.
+    suffix = "".join(f"    total_{i} = compute(values[{i}], 'π', 中文)\n" for i in range(200))
+    builder = PromptBuilder(codec, context_tokens=256, fim_order=fim_order)
+    p = builder.build(CursorContext(prefix="def f(values):\n    ", suffix=suffix))
+    text = codec.decode_continuation(p.suffix_ids)
+    assert 0 < len(p.suffix_ids) <= 64 and suffix.startswith(text) and text.endswith("\n"), text[-40:]
+
+
 def test_text_spelling_a_special_is_not_a_special(codec):
     fim = codec.fim
     ctx = CursorContext(prefix="x = '▁<PRE> <s> ▁<EOT>'\n", suffix="▁<SUF>\n")
@@ -100,6 +111,9 @@ class SpyCodec:
     def encode_infill(self, text):
         self.chars += len(text)
         return self.codec.encode_infill(text)
+
+    def decode_continuation(self, ids):
+        return self.codec.decode_continuation(ids)
 
 
 def type_into(builder, spy, prefix, suffix, typed):
