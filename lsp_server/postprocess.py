@@ -1,20 +1,34 @@
-"""Line rules and the ordered pure filters applied to generated text.
+"""Stop rules and the ordered pure filters applied to generated text.
 
 The same `cut_point` decides when decoding stops (engine stop check, token by token) and where
-the text is cut afterwards, so the two can never disagree.
+the text is cut afterwards, so the two can never disagree. Each of its rules depends only on the
+text up to where it fires, so stopping there loses nothing the cut would have kept.
 
 - Single line: when the cursor has text after it on its line, complete only that line.
 - Block: otherwise complete until the block ends: a line indented less than where it started
-  (or, when the cursor line has code before the cursor, not more than that line), or two blank
-  lines in a row. A line's indentation is known as soon as it has any code, so decoding stops
-  there without waiting for the line to end.
+  (or, when the cursor line has code before the cursor, not more than that line), two blank
+  lines in a row, or a whole line that is the code after the cursor (the model has reached it).
+  A line's indentation is known as soon as it has any code, so decoding stops there without
+  waiting for the line to end.
+- Broken: a bracket that closes nothing open or the wrong kind, or a line ending inside a
+  one-line string (brackets.py reads strings and comments).
+- Repeating: a line three times, a block twice, a word's piece glued to itself, a short unit four
+  times (repetition.py); the first copy stays when it reads as code on its own.
+
+Then `keep_balanced` cuts back to the last point where the suggestion leaves nothing open that it
+opened: the editor line must stay as balanced as it was (single line) and a block must not end
+inside its own bracket or string. Cutting was measured against adding the missing closers
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
+from .brackets import State, final, state_at, steps
 from .prompt import CursorContext
+from .repetition import repetition_cut
 
 
 def _indent(line: str) -> int:
@@ -27,6 +41,12 @@ def single_line(ctx: CursorContext) -> bool:
 
 def cut_point(text: str, ctx: CursorContext) -> int | None:
     """Index where the completion must end, or None while it may go on."""
+    cuts = [cut for cut in (line_end(text, ctx), broken_at(text, ctx), repeats_at(text, ctx)) if cut is not None]
+    return min(cuts, default=None)
+
+
+def line_end(text: str, ctx: CursorContext) -> int | None:
+    """Where the line or the block ends (see the module's docstring)."""
     first_nl = text.find("\n")
     if first_nl < 0:
         return None
@@ -35,6 +55,7 @@ def cut_point(text: str, ctx: CursorContext) -> int | None:
     line_prefix = ctx.line_prefix
     mid_line = bool(line_prefix.strip())
     base = _indent(line_prefix)
+    after = next(iter(_first_code_lines(ctx.suffix, 1)), "").rstrip()
     offset, blank_run = first_nl + 1, 0
     lines = text[first_nl + 1:].split("\n")
     for i, line in enumerate(lines):
@@ -46,14 +67,32 @@ def cut_point(text: str, ctx: CursorContext) -> int | None:
         else:  # the indentation is known once a line has any code, finished or not
             blank_run = 0
             ind = _indent(line)
-            if ind < base or (mid_line and ind <= base):
+            if ind < base or (mid_line and ind <= base) or (complete and line.rstrip() == after):
                 return offset - 1
         offset += len(line) + 1
     return None
 
 
+@lru_cache(maxsize=4)
+def opened_before(prefix: str) -> State:
+    """What is open at the cursor. Cached: the stop check asks at every token, with the same
+    prefix object, whose hash Python keeps; one request is decoded at a time."""
+    return state_at(prefix)
+
+
+def broken_at(text: str, ctx: CursorContext) -> int | None:
+    """Index of the first character that closes what is not open, or ends a one-line string's line."""
+    return next((i for i, state in steps(text, opened_before(ctx.prefix)) if state is None), None)
+
+
+def repeats_at(text: str, ctx: CursorContext) -> int | None:
+    """Where a degenerate repetition should be cut (the cursor line's own text is not the model's)."""
+    cut = repetition_cut(ctx.line_prefix + text, len(ctx.line_prefix))
+    return None if cut is None else cut - len(ctx.line_prefix)
+
+
 def make_stop(decode: Callable[[Sequence[int]], str], ctx: CursorContext) -> Callable[[Sequence[int]], bool]:
-    """The engine's stop check: decode the ids so far and apply the line rules."""
+    """The engine's stop check: decode the ids so far and apply the stop rules."""
     return lambda ids: cut_point(decode(ids), ctx) is not None
 
 
@@ -109,12 +148,53 @@ def _first_code_lines(text: str, n: int) -> list[str]:
     return lines
 
 
+def keep_balanced(text: str, ctx: CursorContext) -> str:
+    """The text up to the last point where it leaves open nothing it opened itself (a comment
+    ends with the line) and the line's rest reads as it did without it; a block cut on a later
+    line keeps its whole lines."""
+    start = opened_before(ctx.prefix)
+    cuts = balanced_cuts(text, start, ctx.line_suffix + "\n")
+    if cuts and cuts[-1][0] == len(text):
+        return text
+    cut = cuts[-1][0] if cuts else 0
+    if "\n" in text[:cut].lstrip("\n"):
+        cut = max((i for i, at_line_end in cuts if at_line_end and i <= cut), default=cut)
+    return text[:cut].rstrip(" \t")
+
+
+def balanced_cuts(text: str, start: State, rest: str) -> list[tuple[int, bool]]:
+    """(index, at a line end) of every point where `text` read from `start` is balanced: the
+    text has closed only what was open and left nothing of its own open, and `rest` then reads
+    to the same state or closes more (when it read without error from `start`)."""
+    goal = final(rest, start)
+    ends: dict[State, State | None] = {}
+
+    def balanced(state: State, fewest: int) -> bool:
+        if len(state) - (state[-1:] == ("#",)) != fewest:
+            return False  # something the text opened is still open
+        if goal is None:
+            return True
+        if state not in ends:
+            ends[state] = final(rest, state)
+        end = ends[state]
+        return end is not None and end == goal[:len(end)]
+
+    cuts, before, fewest = [], start, len(start)
+    for i, state in steps(text, start):
+        if balanced(before, fewest):
+            cuts.append((i, text.startswith("\n", i)))
+        if state is None:
+            break
+        before, fewest = state, min(fewest, len(state))
+    return cuts
+
+
 def trim_trailing_space(text: str, ctx: CursorContext) -> str:
     return text.rstrip() if "\n" in text else text.rstrip("\n")
 
 
-FILTERS = (apply_line_rules, drop_broken_tail, drop_suffix_overlap, trim_trailing_space)
-CUT_SHORT_FILTERS = (apply_line_rules, drop_broken_tail, drop_unfinished_tail, drop_suffix_overlap,
+FILTERS = (apply_line_rules, drop_broken_tail, drop_suffix_overlap, keep_balanced, trim_trailing_space)
+CUT_SHORT_FILTERS = (apply_line_rules, drop_broken_tail, drop_unfinished_tail, drop_suffix_overlap, keep_balanced,
                      trim_trailing_space)
 
 
