@@ -8,8 +8,9 @@ text up to where it fires, so stopping there loses nothing the cut would have ke
 - Block: otherwise complete until the block ends: a line indented less than where it started
   (or, when the cursor line has code before the cursor, not more than that line), two blank
   lines in a row, or a whole line that is the code after the cursor (the model has reached it).
-  A line's indentation is known as soon as it has any code, so decoding stops there without
-  waiting for the line to end.
+  A line that starts inside a bracket or a string the suggestion opened continues its
+  statement: its indentation ends nothing. A line's indentation is known as soon as it has any code, so decoding stops
+  there without waiting for the line to end.
 - Broken: a bracket that closes nothing open or the wrong kind, or a line ending inside a
   one-line string (brackets.py reads strings and comments).
 - Repeating: a line three times, a block twice, a word's piece glued to itself, a short unit four
@@ -56,21 +57,38 @@ def line_end(text: str, ctx: CursorContext) -> int | None:
     mid_line = bool(line_prefix.strip())
     base = _indent(line_prefix)
     after = next(iter(_first_code_lines(ctx.suffix, 1)), "").rstrip()
+    inside = _continued_lines(text, ctx)
     offset, blank_run = first_nl + 1, 0
     lines = text[first_nl + 1:].split("\n")
     for i, line in enumerate(lines):
         complete = i < len(lines) - 1
-        if not line.strip():  # blank (or not yet known): only whole blank lines count
+        if complete and line.rstrip() == after and after:
+            return offset - 1
+        if offset in inside:  # inside brackets or a string: the statement goes on
+            blank_run = 0
+        elif not line.strip():  # blank (or not yet known): only whole blank lines count
             blank_run += complete
             if blank_run >= 2:
                 return offset - 1
         else:  # the indentation is known once a line has any code, finished or not
             blank_run = 0
             ind = _indent(line)
-            if ind < base or (mid_line and ind <= base) or (complete and line.rstrip() == after):
+            if ind < base or (mid_line and ind <= base):
                 return offset - 1
         offset += len(line) + 1
     return None
+
+
+def _continued_lines(text: str, ctx: CursorContext) -> set[int]:
+    """Offsets of the lines of `text` that start inside a bracket or a string the text opened.
+    (Not one opened before the cursor: a model that never closes it would never end its block.)"""
+    start = opened_before(ctx.prefix)
+    found, fewest = set(), len(_code(start))
+    for i, state in steps(text, start, strict=False):
+        fewest = min(fewest, len(_code(state)))
+        if text.startswith("\n", i) and len(_code(state)) > fewest:
+            found.add(i + 1)
+    return found
 
 
 @lru_cache(maxsize=4)
@@ -170,7 +188,7 @@ def balanced_cuts(text: str, start: State, rest: str) -> list[tuple[int, bool]]:
     ends: dict[State, State | None] = {}
 
     def balanced(state: State, fewest: int) -> bool:
-        if len(state) - (state[-1:] == ("#",)) != fewest:
+        if len(_code(state)) != fewest:
             return False  # something the text opened is still open
         if goal is None:
             return True
@@ -179,14 +197,19 @@ def balanced_cuts(text: str, start: State, rest: str) -> list[tuple[int, bool]]:
         end = ends[state]
         return end is not None and end == goal[:len(end)]
 
-    cuts, before, fewest = [], start, len(start)
+    cuts, before, fewest = [], start, len(_code(start))
     for i, state in steps(text, start):
         if balanced(before, fewest):
             cuts.append((i, text.startswith("\n", i)))
         if state is None:
             break
-        before, fewest = state, min(fewest, len(state))
+        before, fewest = state, min(fewest, len(_code(state)))
     return cuts
+
+
+def _code(state: State) -> State:
+    """The state without a comment on top: a comment closes itself at the line's end."""
+    return state[:-1] if state[-1:] == ("#",) else state
 
 
 def trim_trailing_space(text: str, ctx: CursorContext) -> str:

@@ -51,8 +51,8 @@ def _repeated_lines(text: str, start: int) -> tuple[int, int] | None:
 
 def _same_blocks(lines: list[str], first: int, size: int, copies: int) -> bool:
     block = [ln.rstrip() for ln in lines[first:first + size]]
-    if not any(WORD.search(ln) for ln in block):
-        return False  # blank lines and lone brackets repeat in real code
+    if not any(block):
+        return False  # blank lines are the block rule's business
     return all([ln.rstrip() for ln in lines[first + k * size:first + (k + 1) * size]] == block
                for k in range(1, copies))
 

@@ -31,6 +31,7 @@ import tempfile
 import time
 import tokenize
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from eval_demo_pair import holes  # noqa: E402
 
 import lsp_server.service as service_module  # noqa: E402
+from lsp_server import brackets  # noqa: E402
 from lsp_server import postprocess as current  # noqa: E402
 from lsp_server.bench.heldout import heldout_texts  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
@@ -138,15 +140,39 @@ def _repeats(pattern: str, text: str) -> list[str]:
 
 
 def repetitive(text: str) -> bool:
-    """Degenerate: a non-blank line three times in a row; a stretch with a word of 3+ letters
-    written twice back to back (`_LOCAL_REQUE_LOCAL_REQUE`); a short unit with a letter or digit
-    written 4+ times in a row (`a.a.a.a.`)."""
+    """Degenerate, as the issue names it: a non-blank line three times in a row; a piece of a word
+    glued to itself (`_LOCAL_REQUE_LOCAL_REQUE`); a unit with a word of 3+ letters three times
+    back to back; a short unit (2-3 characters, a letter among them) four times."""
     lines = [ln.strip() for ln in text.split("\n")]
     if any(a and a == b == c for a, b, c in zip(lines, lines[1:], lines[2:], strict=False)):
         return True
-    if any(re.search(r"[A-Za-z]{3}", u) for u in _repeats(r"([^\n]{4,40}?)\2", text)):
+    if any(re.search(r"[A-Za-z]{3}", u) for u in _repeats(r"(\w{4,40}?)\2", text)):
         return True
-    return any(re.search(r"\w", u) for u in _repeats(r"([^\n]{2,8}?)\2{3,}", text))
+    if any(re.search(r"[A-Za-z]{3}", u) for u in _repeats(r"([^\n]{4,40}?)\2\2", text)):
+        return True
+    return any(re.search(r"[A-Za-z]", u) for u in _repeats(r"([^\n]{2,3}?)\2{3}", text))
+
+
+def echoes(text: str) -> bool:
+    """Stricter, for reference: any stretch with a word of 3+ letters written twice back to back
+    (real code does it too: `datetime.datetime`, `x = y = None, None`)."""
+    return any(re.search(r"[A-Za-z]{3}", u) for u in _repeats(r"([^\n]{4,40}?)\2", text))
+
+
+def in_string_or_comment(original: str, offset: int) -> bool:
+    """Is `offset` inside a string spanning lines, or a comment, of the whole file (tokenize)?
+    There a line read alone says nothing about balance (a docstring's "don't")."""
+    starts = [0] + [i + 1 for i, ch in enumerate(original) if ch == "\n"]
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(original).readline):
+            if tok.type in (tokenize.STRING, tokenize.COMMENT):
+                begin = starts[tok.start[0] - 1] + tok.start[1]
+                end = starts[tok.end[0] - 1] + tok.end[1]
+                if begin < offset < end and (tok.type == tokenize.COMMENT or tok.end[0] > tok.start[0]):
+                    return True
+    except (tokenize.TokenError, IndentationError):
+        pass
+    return False
 
 
 # --- replay ---------------------------------------------------------------------------------------
@@ -190,23 +216,72 @@ def generate(service, cases, kind: str) -> list[dict]:
         service_module.make_stop = real
 
 
+def add_closers(text: str, ctx: CursorContext) -> str:
+    """The alternative to cutting: close what the text left open, innermost first (the cut
+    remains for a text the closers cannot mend)."""
+    start = current.opened_before(ctx.prefix)
+    state = brackets.final(text, start)
+    if state is None:
+        return current.keep_balanced(text, ctx)
+    fewest = min(len(s) for _, s in brackets.steps(text, start) if s is not None)
+    fewest = min(fewest, len(start))
+    closers = {"(": ")", "[": "]", "{": "}", "#": ""}
+    mended = text + "".join(closers.get(item, item.lstrip("f")) for item in reversed(state[fewest:]))
+    return current.keep_balanced(mended, ctx)
+
+
+def closing_variant():
+    filters = tuple(add_closers if f is current.keep_balanced else f for f in current.FILTERS)
+
+    def postprocess(text: str, ctx: CursorContext) -> str:
+        for step in filters:
+            text = step(text, ctx)
+        return text
+    return SimpleNamespace(make_stop=current.make_stop, postprocess=postprocess)
+
+
+def writes_the_suffix(ctx: CursorContext, text: str) -> bool:
+    """A block that goes on into the code already after the cursor: one of its later lines is the
+    suffix's first line of code."""
+    after = next((ln.strip() for ln in ctx.suffix.split("\n")[:20] if ln.strip()), None)
+    return after is not None and any(ln.strip() == after for ln in text.split("\n")[1:])
+
+
 def judge(rows, module, decode) -> dict:
     n = len(rows)
-    counts = {"unbalanced": 0, "repetitive": 0, "empty": 0, "exact_first_line": 0, "tokens": 0}
+    counts = {"unbalanced": 0, "balance_not_judged": 0, "repetitive": 0, "echoes": 0, "empty": 0,
+              "exact_first_line": 0, "writes_suffix": 0, "tokens": 0}
     examples: dict[str, list] = {"unbalanced": [], "repetitive": []}
     for r in rows:
         ctx = CursorContext(r["doc"][:r["offset"]], r["doc"][r["offset"]:])
         text, used = replay(module, decode, r["ids"], r["eot"], ctx)
         r.setdefault("shown", []).append(text)
-        flags = {"unbalanced": unbalances(ctx, text), "repetitive": repetitive(text), "empty": not text.strip(),
-                 "exact_first_line": text.split("\n", 1)[0].strip() == r["truth"].strip()}
+        original = r["doc"][:r["offset"]] + r["truth"] + r["doc"][r["offset"]:]
+        skip = in_string_or_comment(original, r["offset"])
+        flags = {"unbalanced": not skip and unbalances(ctx, text), "balance_not_judged": skip,
+                 "repetitive": repetitive(text), "echoes": echoes(text), "empty": not text.strip(),
+                 "exact_first_line": text.split("\n", 1)[0].strip() == r["truth"].strip(),
+                 "writes_suffix": writes_the_suffix(ctx, text)}
         for key, flag in flags.items():
             counts[key] += flag
             if flag and key in examples and len(examples[key]) < 6:
                 examples[key].append([ctx.line_prefix[-40:], text[:120], ctx.line_suffix[:30]])
         counts["tokens"] += used
-    rates = {f"{k}_rate": round(v / n, 3) for k, v in counts.items() if k != "tokens"}
+    rates = {f"{k}_rate": round(v / n, 3) for k, v in counts.items() if k not in ("tokens", "balance_not_judged")}
+    rates["unbalanced_rate"] = round(counts["unbalanced"] / max(n - counts["balance_not_judged"], 1), 3)
     return {"holes": n, **counts, **rates, "mean_tokens": round(counts["tokens"] / n, 1), "examples": examples}
+
+
+def judge_truth(rows) -> dict:
+    """The judges on the code that was there: how often they fire on real code."""
+    n, counts = len(rows), {"unbalanced": 0, "repetitive": 0, "echoes": 0}
+    for r in rows:
+        ctx = CursorContext(r["doc"][:r["offset"]], r["doc"][r["offset"]:])
+        original = r["doc"][:r["offset"]] + r["truth"] + r["doc"][r["offset"]:]
+        counts["unbalanced"] += not in_string_or_comment(original, r["offset"]) and unbalances(ctx, r["truth"])
+        counts["repetitive"] += repetitive(r["truth"])
+        counts["echoes"] += echoes(r["truth"])
+    return {"holes": n, **{f"{k}_rate": round(v / n, 3) for k, v in counts.items()}}
 
 
 def settings(max_tokens: int) -> Settings:
@@ -252,7 +327,8 @@ def main() -> None:
         raw[kind] = rows
         if args.raw:
             Path(args.raw).write_text(json.dumps(raw))
-        result[kind] = {"base": judge(rows, base, decode), "this": judge(rows, current, decode)}
+        result[kind] = {"truth": judge_truth(rows), "base": judge(rows, base, decode),
+                        "closers": judge(rows, closing_variant(), decode), "this": judge(rows, current, decode)}
         if args.check:
             result[kind]["this"]["real_pipeline_same"] = check(service, rows, kind)
     result["seconds"] = round(time.perf_counter() - t0, 1)

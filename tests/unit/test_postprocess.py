@@ -26,6 +26,11 @@ CASES = [
     ("s = '", "'\n", "中文\ufffd", "中文"),
     ("", "", "x = 1   ", "x = 1   "),
     ("", "", "x = 1\n", "x = 1"),
+    # a line inside a bracket or a string the suggestion opened continues its statement
+    ("    x = ", "\n", "bar(\n        a,\n    )\n    y = 1\n", "bar(\n        a,\n    )"),
+    ("def f():\n    ", "\n", '"""Return the\nvalue.\n    """\n    return x\n\n\n', '"""Return the\nvalue.\n    """\n    return x'),
+    # one opened before the cursor does not: the block still ends
+    ("    foo(a,\n        ", "\n", "b,\nx = 1\n", "b,"),
     # a block stops at the code after the cursor, which the model has reached
     ("def f():\n    ", "\n    return a\n", "a = 1\n    b = 2\n    return a\n    c = 3", "a = 1\n    b = 2"),
     # degenerate repetition: cut before it starts, the first copy kept when it reads as code
@@ -59,6 +64,9 @@ BALANCE = [
     ('def f():\n    """Return the', "\n", " value's name.", " value's name."),  # text inside a docstring
     ("def f():\n    ", "\n", '"""Return the\n    value', ""),
     ("x = ", "\n", "f'{a + (b'", ""),
+    # inside a comment everything is text, to the line's end
+    ("    '{'        #  0x7B ->", "\n", " LEFT CURLY (BRACKET", " LEFT CURLY (BRACKET"),
+    ("x = f(a)  # co", "mment\n", "mpute (the", "mpute (the"),
 ]
 
 

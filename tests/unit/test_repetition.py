@@ -21,7 +21,8 @@ CASES = [
     ("'-' * 40 + '----------------'", None),
     ("self.assertEqual(a, b)\nself.assertEqual(c, d)\n", None),
     ("\\r\\n\\r\\n\\r\\n", None),
-    ("]\n]\n]\n", None),  # lone brackets repeat in real code
+    ("        ]\n    ]\n]\n", None),  # closing brackets at different depths
+    ("    #\n    #\n    #\n    #\n", "    #"),
 ]
 
 
