@@ -40,14 +40,17 @@ def single_line(ctx: CursorContext) -> bool:
     return bool(ctx.line_suffix.strip())
 
 
-def cut_point(text: str, ctx: CursorContext) -> int | None:
-    """Index where the completion must end, or None while it may go on."""
-    cuts = [cut for cut in (line_end(text, ctx), broken_at(text, ctx), repeats_at(text, ctx)) if cut is not None]
-    return min(cuts, default=None)
+def cut_point(text: str, ctx: CursorContext, since: int = 0) -> int | None:
+    """Index where the completion must end, or None while it may go on. `since`: no rule fired
+    on `text[:since]` (the stop check saw it), so repetitions ending there need no new search."""
+    broken, continued = read_code(text, ctx)
+    cuts = (line_end(text, ctx, continued), broken, repeats_at(text, ctx, since))
+    return min((cut for cut in cuts if cut is not None), default=None)
 
 
-def line_end(text: str, ctx: CursorContext) -> int | None:
-    """Where the line or the block ends (see the module's docstring)."""
+def line_end(text: str, ctx: CursorContext, continued: set[int]) -> int | None:
+    """Where the line or the block ends (see the module's docstring). `continued`: offsets of the
+    lines that start inside a bracket or a string the text opened."""
     first_nl = text.find("\n")
     if first_nl < 0:
         return None
@@ -57,14 +60,13 @@ def line_end(text: str, ctx: CursorContext) -> int | None:
     mid_line = bool(line_prefix.strip())
     base = _indent(line_prefix)
     after = next(iter(_first_code_lines(ctx.suffix, 1)), "").rstrip()
-    inside = _continued_lines(text, ctx)
     offset, blank_run = first_nl + 1, 0
     lines = text[first_nl + 1:].split("\n")
     for i, line in enumerate(lines):
         complete = i < len(lines) - 1
         if complete and line.rstrip() == after and after:
             return offset - 1
-        if offset in inside:  # inside brackets or a string: the statement goes on
+        if offset in continued:  # inside brackets or a string: the statement goes on
             blank_run = 0
         elif not line.strip():  # blank (or not yet known): only whole blank lines count
             blank_run += complete
@@ -79,18 +81,6 @@ def line_end(text: str, ctx: CursorContext) -> int | None:
     return None
 
 
-def _continued_lines(text: str, ctx: CursorContext) -> set[int]:
-    """Offsets of the lines of `text` that start inside a bracket or a string the text opened.
-    (Not one opened before the cursor: a model that never closes it would never end its block.)"""
-    start = opened_before(ctx.prefix)
-    found, fewest = set(), len(_code(start))
-    for i, state in steps(text, start, strict=False):
-        fewest = min(fewest, len(_code(state)))
-        if text.startswith("\n", i) and len(_code(state)) > fewest:
-            found.add(i + 1)
-    return found
-
-
 @lru_cache(maxsize=4)
 def opened_before(prefix: str) -> State:
     """What is open at the cursor. Cached: the stop check asks at every token, with the same
@@ -98,20 +88,42 @@ def opened_before(prefix: str) -> State:
     return state_at(prefix)
 
 
-def broken_at(text: str, ctx: CursorContext) -> int | None:
-    """Index of the first character that closes what is not open, or ends a one-line string's line."""
-    return next((i for i, state in steps(text, opened_before(ctx.prefix)) if state is None), None)
+def read_code(text: str, ctx: CursorContext) -> tuple[int | None, set[int]]:
+    """(index of the first character that closes what is not open or ends a one-line string's
+    line, or None; offsets of the lines that start inside a bracket or a string the text opened,
+    before that). Not one opened before the cursor: a model that never closes it would never end
+    its block."""
+    start = opened_before(ctx.prefix)
+    continued, fewest = set(), len(_code(start))
+    for i, state in steps(text, start):
+        if state is None:
+            return i, continued
+        fewest = min(fewest, len(_code(state)))
+        if text.startswith("\n", i) and len(_code(state)) > fewest:
+            continued.add(i + 1)
+    return None, continued
 
 
-def repeats_at(text: str, ctx: CursorContext) -> int | None:
+def repeats_at(text: str, ctx: CursorContext, since: int = 0) -> int | None:
     """Where a degenerate repetition should be cut (the cursor line's own text is not the model's)."""
-    cut = repetition_cut(ctx.line_prefix + text, len(ctx.line_prefix))
-    return None if cut is None else cut - len(ctx.line_prefix)
+    lead = len(ctx.line_prefix)
+    cut = repetition_cut(ctx.line_prefix + text, lead, lead + since)
+    return None if cut is None else cut - lead
 
 
 def make_stop(decode: Callable[[Sequence[int]], str], ctx: CursorContext) -> Callable[[Sequence[int]], bool]:
-    """The engine's stop check: decode the ids so far and apply the stop rules."""
-    return lambda ids: cut_point(decode(ids), ctx) is not None
+    """The engine's stop check: decode the ids so far and apply the stop rules. It is asked once
+    per token of one completion, the ids growing by one each time; what it saw before held no
+    cut, so only the new end is searched for repetitions (less a few characters: the last ones
+    of a character split between tokens change when its last byte comes)."""
+    seen = 0
+
+    def stop(ids: Sequence[int]) -> bool:
+        nonlocal seen
+        text = decode(ids)
+        since, seen = max(0, min(seen, len(text)) - 4), len(text)
+        return cut_point(text, ctx, since) is not None
+    return stop
 
 
 # --- filters: each takes (text, ctx) and returns text; applied in order -------------------------

@@ -133,6 +133,8 @@ def test_stopping_where_the_cut_fires_shows_the_same_text(pieces, ctx):
     the whole text would show. Characters stand for tokens here (a finer grain)."""
     text = "".join(pieces)
     first = next((k for k in range(len(text) + 1) if cut_point(text[:k], ctx) is not None), None)
+    stop = make_stop(lambda ids: "".join(ids), ctx)  # searches only the new end for repetitions
+    assert next((k for k in range(1, len(text) + 1) if stop(list(text[:k]))), None) == (first and max(first, 1))
     if first is None:
         return
     assert all(cut_point(text[:k], ctx) == cut_point(text[:first], ctx) for k in range(first, len(text) + 1))
