@@ -6,15 +6,19 @@ at a line's code start → that line), plus holes inside a line whose end stays 
 (a single-line completion, as when editing inside a call). Each hole is completed once through the
 product's pipeline (CompletionService on the CPU, greedy) with the stop check recording the tokens
 and never stopping; the post-processing is then replayed token by token exactly as the engine would
-run it (the first token at which `make_stop` fires ends decoding, then `postprocess`), once with
-this checkout's lsp_server/postprocess.py and once with the one at --base (a git revision), so both
-are judged on the same generations. --check also runs the real pipeline (stops included) and
-reports whether it gives the replayed texts.
+run it (the first token at which `make_stop` fires ends decoding, then `postprocess`): with the
+lsp_server/postprocess.py of --base (a git revision), with this checkout's, and with this checkout's
+adding the missing closers instead of cutting ("closers"), all on the same generations. --check
+also runs the real pipeline (stops included) and counts the holes where it shows the replayed text.
 
-The judges are written independently of the filters: Python's own tokenize module finds the
-brackets and strings (a suggestion "unbalances" when its line plus the line's rest was balanced and
-is no longer, or when a block completion ends with a bracket or string it opened itself).
-Usage: python scripts/eval_suggestions.py [--holes 100] [--base main] [--check] [--out FILE]
+The judges are written apart from the filters, on Python's own tokenize. Unbalanced: the line plus
+its rest was balanced and is not with the suggestion between them (single line), or the suggestion
+ends with a bracket or string it opened itself (block); holes inside a multi-line string or a
+comment of the original file are not judged. Repetitive: a line three times in a row, a word's
+piece glued to itself, a unit with a 3-letter word three times back to back, a short unit four
+times. Echoes (stricter, for reference): any unit with a 3-letter word twice back to back. "truth"
+gives how often each judge fires on the code that was in the hole.
+Usage: python scripts/eval_suggestions.py [--holes 100] [--base REV] [--raw FILE] [--check] [--out FILE]
 """
 
 from __future__ import annotations
@@ -175,6 +179,47 @@ def in_string_or_comment(original: str, offset: int) -> bool:
     return False
 
 
+def lexer_agreement(texts) -> dict:
+    """brackets.py against tokenize at every line start of the held-out files: bracket depth and
+    whether the line starts inside a string."""
+    lines = disagree = 0
+    for _, text in texts:
+        try:
+            truth = _tokenize_line_states(text)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            continue
+        ours = _our_line_states(text)
+        lines += len(truth)
+        disagree += sum(a != b for a, b in zip(truth, ours, strict=True))
+    return {"line_starts": lines, "disagree": disagree}
+
+
+def _tokenize_line_states(text: str) -> list[tuple[int, bool]]:
+    events, string_lines = [], set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.OP and tok.string in "([{)]}":
+            events.append((tok.start[0], 1 if tok.string in "([{" else -1))
+        elif tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
+            string_lines.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    out, depth, k = [], 0, 0
+    for line in range(1, text.count("\n") + 2):
+        while k < len(events) and events[k][0] < line:
+            depth, k = depth + events[k][1], k + 1
+        out.append((depth, line in string_lines))
+    return out
+
+
+def _our_line_states(text: str) -> list[tuple[int, bool]]:
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    events = list(brackets.steps(text, (), strict=False))
+    out, state, k = [], (), 0
+    for start in starts:
+        while k < len(events) and events[k][0] < start:
+            state, k = events[k][1], k + 1
+        out.append((sum(item in "([{" for item in state), brackets.in_string(state)))
+    return out
+
+
 # --- replay ---------------------------------------------------------------------------------------
 
 def load_postprocess(rev: str):
@@ -320,7 +365,8 @@ def main() -> None:
     service.load()
     decode = service.backend.codec.decode_continuation
     base = load_postprocess(args.base)
-    result: dict = {"heldout_files_found": len(texts), "max_tokens": args.max_tokens, "base": args.base}
+    result: dict = {"heldout_files_found": len(texts), "max_tokens": args.max_tokens, "base": args.base,
+                    "lexer_vs_tokenize": lexer_agreement(texts)}
     raw = json.loads(Path(args.raw).read_text()) if args.raw and Path(args.raw).exists() else {}
     for kind, cases in kinds.items():
         rows = raw[kind] if kind in raw else generate(service, cases, kind)
