@@ -227,13 +227,14 @@ class Engine:
         """The verify rows with token healing's mask: row j follows the emitted tokens and d_1..d_j."""
         if d.request.healing is None:
             return logits
-        rows = list(logits)
-        for j in range(len(rows)):
+        masked = logits
+        for j in range(len(drafts) + 1):
             allowed = d.request.allowed_after(d.generated + drafts[:j])
             if allowed is None:  # the healed text is spelled on this path: the later rows are free
                 break
-            rows[j] = constrain(rows[j], allowed)
-        return torch.stack(rows)
+            masked = logits.clone() if masked is logits else masked  # never write into a runner's buffer
+            masked[j] = constrain(logits[j], allowed)
+        return masked
 
     def _propose(self, d: Decoding) -> Proposal:
         """Copy from context when it can, else ask the draft model for as many tokens as pays."""
