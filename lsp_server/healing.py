@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .engine.api import Healing
 
 WORD_BYTES = 12  # the tokens of the word at the cursor are backed up while the text left out is this short
+HEALINGS_KEPT = 1024  # constraints remembered per vocabulary
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
@@ -43,6 +44,7 @@ class Vocabulary:
     _sorted: list[bytes] = field(init=False, repr=False)
     _ids: list[int] = field(init=False, repr=False)
     _by_bytes: dict[bytes, list[int]] = field(init=False, repr=False)
+    healings: dict[bytes, Healing | None] = field(default_factory=dict, repr=False)  # constraint()'s
 
     def __post_init__(self) -> None:
         pairs = sorted((b, i) for i, b in enumerate(self.pieces) if b)
@@ -52,16 +54,21 @@ class Vocabulary:
             self._by_bytes.setdefault(b, []).append(i)
 
     def starting_with(self, text: bytes) -> list[int]:
-        """Ids whose bytes start with `text` (spell all of it, maybe more)."""
-        at, out = bisect_left(self._sorted, text), []
-        while at < len(self._sorted) and self._sorted[at].startswith(text):
-            out.append(self._ids[at])
-            at += 1
-        return out
+        """Ids whose bytes start with `text` (spell all of it, maybe more): one run of the sorted
+        pieces, which for a lone space is a third of the vocabulary."""
+        past = _past(text)
+        end = bisect_left(self._sorted, past) if past is not None else len(self._sorted)
+        return self._ids[bisect_left(self._sorted, text):end]
 
     def spelling_part(self, text: bytes) -> list[tuple[int, int]]:
         """(id, bytes) of the ids that spell a proper beginning of `text`."""
         return [(i, n) for n in range(1, len(text)) for i in self._by_bytes.get(text[:n], ())]
+
+
+def _past(text: bytes) -> bytes | None:
+    """The least byte string after every one starting with `text` (None: there is none)."""
+    stem = text.rstrip(b"\xff")
+    return stem[:-1] + bytes([stem[-1] + 1]) if stem else None
 
 
 def back_up(ids: list[int], vocab: Vocabulary) -> int:
@@ -97,8 +104,18 @@ def _word_byte(b: int) -> bool:
 
 def constraint(vocab: Vocabulary, text: bytes) -> Healing | None:
     """The ids the first tokens may be so that together they spell `text`, then anything.
-    State i (bytes spelled) allows the ids starting with the rest, and the ids spelling a part of
-    it that leads to a state with a way on. None when no id can start it."""
+    Remembered per text: the same few recur (a lone space, the word being typed), and the engine
+    then finds its mask for the same set again at once."""
+    if text not in vocab.healings:
+        if len(vocab.healings) >= HEALINGS_KEPT:
+            vocab.healings.clear()
+        vocab.healings[text] = _constraint(vocab, text)
+    return vocab.healings[text]
+
+
+def _constraint(vocab: Vocabulary, text: bytes) -> Healing | None:
+    """State i (bytes spelled) allows the ids starting with the rest, and the ids spelling a part
+    of it that leads to a state with a way on. None when no id can start it."""
     allowed: list[frozenset[int]] = [frozenset()] * len(text)
     partial: list[dict[int, int]] = [{}] * len(text)
     for at in range(len(text) - 1, -1, -1):

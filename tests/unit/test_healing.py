@@ -96,6 +96,15 @@ def test_every_allowed_token_is_consistent_with_the_healed_text(codec, vocab):
             assert i in healing.allowed[0] and healing.allowed_after([i]) == healing.allowed[n]
 
 
+def test_the_ids_starting_with_a_text_are_every_one(vocab):
+    """The sorted-run lookup against reading every piece, at the byte range's edges too."""
+    edges = Vocabulary([None, b"\xff", b"\xff\xff", b"\xfe\xff", b"\xfe", b"\xfd", b"a"])
+    for v in (vocab, edges):
+        for text in [b" ", b"s", b"self", b"\xe4", b"\xfe", b"\xff", b"zzzz", b"_", b"\x00"]:
+            want = sorted(i for i, b in enumerate(v.pieces) if b and b.startswith(text))
+            assert sorted(v.starting_with(text)) == want, text
+
+
 def test_a_token_that_spells_the_rest_ends_the_constraint(codec, vocab):
     ids = codec.encode("        self.ite")
     kept, healing, _ = heal(ids, vocab)
