@@ -105,6 +105,15 @@ def test_the_ids_starting_with_a_text_are_every_one(vocab):
             assert sorted(v.starting_with(text)) == want, text
 
 
+def test_no_special_id_is_ever_allowed(codec, vocab):
+    """"▁<PRE>" is a piece that starts with " <", but no text spells it."""
+    fim = codec.fim
+    specials = {0, codec.bos, codec.eos, fim.prefix, fim.suffix, fim.middle, fim.end}
+    for prefix in ["if a <", "x = a<", "f(a, <"]:
+        _, healing, healed = heal(codec.encode(prefix), vocab)
+        assert healed and not specials & frozenset().union(*healing.allowed), prefix
+
+
 def test_a_token_that_spells_the_rest_ends_the_constraint(codec, vocab):
     ids = codec.encode("        self.ite")
     kept, healing, _ = heal(ids, vocab)
