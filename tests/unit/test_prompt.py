@@ -97,7 +97,7 @@ def test_draft_view_start_is_stable_while_typing(codec):
 def test_psm_changes_before_the_suffix(codec):
     prompts = typing_session(codec, "psm")
     # the first keystroke that changes the prompt: inside a word, healing keeps the prefix's ids
-    a, b = next((a, b) for a, b in zip(prompts[10:], prompts[11:]) if a.prefix_ids != b.prefix_ids)
+    a, b = next((a, b) for a, b in zip(prompts[10:], prompts[11:], strict=False) if a.prefix_ids != b.prefix_ids)
     assert len(b.target_ids) - common_prefix(a.target_ids, b.target_ids) > len(b.suffix_ids)  # why SPM is the default
 
 
