@@ -16,12 +16,19 @@ text just before it (found again nearby after an edit above it), so nothing scan
 
 When the device cannot prefill all of a prompt's new tokens in time, `fit` cuts the prompt so that
 later requests fill in the rest of the same window instead of moving it.
+
+The prefix's last token(s) are left out of every view (token healing, healing.py): the prompt ends
+at a token boundary before the cursor and the first generated tokens must spell the text left out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Protocol
+
+from .engine.api import Healing
+from .healing import Vocabulary, heal, piece_bytes
 
 SUFFIX_SHARE = 0.25  # of contextTokens, at most; unused suffix budget goes to the prefix
 GROWTH_ROOM = 0.75  # a re-placed window fills this share of its budget, leaving room to type
@@ -39,6 +46,7 @@ class Codec(Protocol):
     def encode(self, text: str) -> list[int]: ...
     def encode_infill(self, text: str) -> list[int]: ...
     def decode_continuation(self, ids: list[int]) -> str: ...
+    def pieces(self) -> tuple[list[str], set[int]]: ...
 
 
 @dataclass
@@ -62,8 +70,10 @@ class Prompt:
     target_ids: list[int]
     draft_ids: list[int]
     context_ids: list[int]  # suffix then prefix: what the copy drafter may copy from
-    prefix_ids: list[int]
+    prefix_ids: list[int]  # the window over the prefix, less the healed tokens
     suffix_ids: list[int]
+    healing: Healing | None = None  # what the first generated tokens must spell (healing.py)
+    healed: str = ""  # the text of the prefix's tokens left out: the completion starts with it
 
 
 @dataclass
@@ -82,6 +92,7 @@ class PromptBuilder:
     fim_order: str = "spm"
     draft_positions: int = 0  # the draft's position limit; 0 = no draft view
     reserve: int = 80  # positions kept free for generation and drafts
+    heal: bool = True  # token healing (healing.py)
 
     def build(self, ctx: CursorContext, window: WindowState | None = None) -> Prompt:
         """The prompt at the cursor. `window` is the document's, kept by the caller across requests
@@ -89,8 +100,15 @@ class PromptBuilder:
         window = window if window is not None else WindowState()
         suffix_ids = self._suffix_ids(ctx.suffix)
         prefix_ids = self._prefix_ids(ctx.prefix, self.context_tokens - len(suffix_ids), window)
+        prefix_ids, healing, healed = heal(prefix_ids, self._vocabulary if self.heal else None)
         return Prompt(self._target(prefix_ids, suffix_ids), self._draft(prefix_ids, window),
-                      suffix_ids + prefix_ids, prefix_ids, suffix_ids)
+                      suffix_ids + prefix_ids, prefix_ids, suffix_ids, healing, healed)
+
+    @cached_property
+    def _vocabulary(self) -> Vocabulary | None:
+        """The target's vocabulary as bytes, read once (None: not one healing can read)."""
+        pieces = piece_bytes(*self.codec.pieces())
+        return Vocabulary(pieces) if pieces is not None else None
 
     def fit(self, prompt: Prompt, cached: int, allowed: int) -> Prompt:
         """The prompt, or a shorter one whose ids past the first `cached` (already in the KV cache)

@@ -20,6 +20,7 @@ from .backends import Backend, Progress, open_backend
 from .config import Settings
 from .document_state import DocumentStore
 from .engine.api import GenerationRequest, Stats
+from .healing import strip_healed
 from .postprocess import make_stop, postprocess
 from .prompt import CursorContext, Prompt, PromptBuilder
 from .timing import CALIBRATION_TOKENS, PrefillRate, prefill_allowance
@@ -113,10 +114,11 @@ class CompletionService:
             max_new_tokens=s.max_tokens, stop_ids=self._stop_ids(),
             stop=make_stop(codec.decode_continuation, ctx), temperature=s.temperature,
             seed=random.getrandbits(31) if s.temperature > 0 else None,
-            deadline=deadline, cancel=cancel, cache_key=key, speculative=s.speculative)
+            deadline=deadline, cancel=cancel, cache_key=key, speculative=s.speculative, healing=prompt.healing)
         result = self.backend.generate(request)
         self.prefill_rate.observe(result.stats.prefill_tokens, result.stats.prefill_ms)
-        text = postprocess(codec.decode_continuation(result.tokens), ctx, result.stats.finish_reason == "time")
+        text = strip_healed(codec.decode_continuation(result.tokens), prompt.healed)  # starts at the cursor
+        text = postprocess(text, ctx, result.stats.finish_reason == "time")
         return Completion(text, {**result.stats.as_dict(), "typed_through": False,
                                  "deferred_tokens": len(full.target_ids) - len(prompt.target_ids)})
 

@@ -242,7 +242,7 @@ def replay_real_shapes(engine: Engine, quick: bool) -> dict:
         for doc, at in events:
             p = builder.build(CursorContext(doc[:at], doc[at:]), window)
             request = GenerationRequest(target_ids=p.target_ids, draft_ids=p.draft_ids, context_ids=p.context_ids,
-                                        max_new_tokens=48, cache_key=key)
+                                        max_new_tokens=48, cache_key=key, healing=p.healing)
             ms, result = timed(lambda request=request: engine.generate(request), 1)
             rows.append({**result.stats.as_dict(), "latency_ms": ms})
         out[name] = summarize(rows)

@@ -37,6 +37,31 @@ class Cancelled(Exception):
     """Raised inside the engine when a request's cancel flag is set; caught at the boundary."""
 
 
+@dataclass(frozen=True)
+class Healing:
+    """Token healing: the prompt stops a few bytes before the cursor (at a token boundary), and
+    the first generated tokens must spell those bytes again, then may go on. Built outside the
+    engine from the tokenizer's vocabulary (healing.py), so the engine sees ids only.
+
+    A state is how many of the left-out bytes are spelled so far. `allowed[i]`: the ids the next
+    token may be in state i. `partial[i]`: those of them that spell only part of the rest, with the
+    bytes each spells; any other allowed id spells all of the rest, and the constraint ends.
+    """
+
+    allowed: tuple[frozenset[int], ...]
+    partial: tuple[dict[int, int], ...]
+
+    def allowed_after(self, tokens: Sequence[int]) -> frozenset[int] | None:
+        """The ids the token after `tokens` (the generated ones) may be; None: any."""
+        at = 0
+        for tok in tokens:
+            step = self.partial[at].get(tok)
+            if step is None:  # it spelled the rest (or more): free from here on
+                return None
+            at += step
+        return self.allowed[at]
+
+
 @dataclass
 class GenerationRequest:
     """One completion to compute.
@@ -45,6 +70,7 @@ class GenerationRequest:
     `draft_ids` is the draft's FIM-free view of the same context (ids < draft vocab), or None.
     `context_ids` is text the copy drafter may copy from (prefix and suffix, shared ids).
     `cache_key` names the cache slot (one per document) whose KV may be reused.
+    `healing` constrains the first tokens to spell the text the prompt left out before the cursor.
     """
 
     target_ids: list[int]
@@ -59,6 +85,11 @@ class GenerationRequest:
     cancel: threading.Event | None = None
     cache_key: str | None = None
     speculative: bool = True
+    healing: Healing | None = None
+
+    def allowed_after(self, generated: Sequence[int]) -> frozenset[int] | None:
+        """The ids the next token may be, after `generated`; None: any."""
+        return None if self.healing is None else self.healing.allowed_after(generated)
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():

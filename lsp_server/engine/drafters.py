@@ -19,7 +19,10 @@ import torch
 
 from .kv_cache import KVCache
 from .runner import ModelRunner
-from .sampling import probabilities
+from .sampling import constrain, probabilities
+
+Allowed = Callable[[list[int]], frozenset[int] | None]
+"""The ids the next drafted token may be, given those drafted so far (token healing); None: any."""
 
 
 @dataclass
@@ -46,15 +49,21 @@ class ModelDrafter:
         return not tokens or max(tokens) < self.runner.vocab_size
 
     def propose(self, cache: KVCache, view: list[int], gamma: int, temperature: float,
-                generator: torch.Generator, check_cancel: Callable[[], None] = lambda: None) -> Proposal:
+                generator: torch.Generator, check_cancel: Callable[[], None] = lambda: None,
+                allowed: Allowed = lambda drafted: None) -> Proposal:
         """`check_cancel` runs before every draft step, so cancelled work stops within one forward
-        (a partly drafted cache is fine: the next sync rewinds to what is shared)."""
+        (a partly drafted cache is fine: the next sync rewinds to what is shared). `allowed`: the
+        drafts keep within token healing's constraint, as the target's choices will."""
         t = time.perf_counter()
         logits, _ = self.sync(cache, view)
         sync_ms = (time.perf_counter() - t) * 1e3
         tokens: list[int] = []
         rows: list[torch.Tensor] = []
         for i in range(gamma):
+            ids = allowed(tokens)
+            if ids is not None and min(ids, default=self.runner.vocab_size) >= self.runner.vocab_size:
+                break  # only target-only ids would do: the target goes on alone
+            logits = constrain(logits, ids)
             if temperature > 0:
                 probs = probabilities(logits, temperature)
                 rows.append(probs)

@@ -13,7 +13,7 @@ import time
 import torch
 
 from .api import GenerationRequest, GenerationResult, Stats
-from .sampling import pick
+from .sampling import constrain, pick
 from .stopping import finish_reason
 
 
@@ -31,7 +31,8 @@ def reference_generate(model: torch.nn.Module, request: GenerationRequest) -> Ge
     stats.target_forwards = 1
     generated: list[int] = []
     while True:
-        tok = pick(out.logits[0, -1].float(), request.temperature, generator)
+        logits = constrain(out.logits[0, -1].float(), request.allowed_after(generated))  # token healing
+        tok = pick(logits, request.temperature, generator)
         generated.append(tok)
         reason = finish_reason(generated, request)
         if reason:

@@ -11,9 +11,15 @@ min(1, p_i(d_i) / q_i(d_i)). At the first rejection, sample a replacement from
 norm(max(0, p_i - q_i)) and end the round. If all k are accepted, sample the bonus token from
 p_{k+1}. The emitted tokens are then distributed exactly as the target's samples would be.
 A deterministic drafter (copy-from-context) is the special case q_i = one-hot(d_i).
+
+Token healing (api.Healing) restricts the first tokens to a set of ids: both paths, and the draft
+model, mask every other id's logit to -inf before choosing, so the rules above hold unchanged
+over the masked distributions (a drafted id outside the set has p = 0 and is rejected).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 
@@ -28,6 +34,24 @@ def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -
         return int(torch.argmax(logits))
     probs = probabilities(logits, temperature).cpu()
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def constrain(logits: torch.Tensor, allowed: frozenset[int] | None) -> torch.Tensor:
+    """One row of logits with every id outside `allowed` at -inf (a new tensor); None: the row as is.
+    Ids beyond the row's vocabulary (the draft's is smaller) are left out."""
+    if allowed is None:
+        return logits
+    ids = _allowed_ids(allowed, logits.shape[-1], logits.device)
+    out = torch.full_like(logits, float("-inf"))
+    out[ids] = logits[ids]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _allowed_ids(allowed: frozenset[int], vocab: int, device: torch.device) -> torch.Tensor:
+    # a set can hold half the vocabulary (every id starting with a space): built once per request,
+    # not once per row; a frozenset caches its hash, and the same object is found by identity
+    return torch.tensor(sorted(i for i in allowed if i < vocab), dtype=torch.long, device=device)
 
 
 def greedy_accept(proposal: list[int], target_logits: torch.Tensor) -> tuple[int, int]:

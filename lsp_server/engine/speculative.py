@@ -3,7 +3,9 @@
 One loop serves every mode. With no proposal a round is a plain decoding step; with a
 proposal of k tokens the target scores [pending, d_1..d_k] in one forward and keeps what the
 acceptance rule (sampling.py) accepts. Rolling back the rejected tail is moving the cache
-position. The same stop rules as the reference path run after every emitted token.
+position. The same stop rules as the reference path run after every emitted token, and the same
+token-healing mask (api.Healing) applies to every choice: the first token, each verified row and
+each drafted token.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .graphs import GraphRunner, can_graph
 from .kv_cache import KVCache
 from .prefix_cache import Slot, SlotStore
 from .runner import ModelRunner
-from .sampling import greedy_accept, pick, sample_accept
+from .sampling import constrain, greedy_accept, pick, sample_accept
 from .stopping import emit_all
 
 # Prompt tokens per forward, at most. On a GPU one forward over the whole prompt lets attention use
@@ -164,7 +166,8 @@ class Engine:
             stats.finish_reason = "time"
             return []
         d = self._start(request, slot, stats, limit)
-        reason = self._emit(d, [pick(logits, request.temperature, d.generator)])  # the prompt's next token
+        first = pick(constrain(logits, request.allowed_after([])), request.temperature, d.generator)
+        reason = self._emit(d, [first])  # the prompt's next token
         while not reason:
             request.check_cancel()
             if request.out_of_time():
@@ -206,6 +209,7 @@ class Engine:
         cache = d.slot.target
         base = cache.length
         logits = self.target.extend(cache, [d.pending] + proposal.tokens)  # [k+1, V]
+        logits = self._healed(d, proposal.tokens, logits)
         if d.request.temperature > 0:
             accepted, nxt = sample_accept(proposal.tokens, proposal.probs, logits, d.request.temperature, d.generator)
         else:
@@ -218,6 +222,19 @@ class Engine:
         else:
             d.stats.decode_ms += ms
         return accepted, nxt, ms
+
+    def _healed(self, d: Decoding, drafts: list[int], logits: torch.Tensor) -> torch.Tensor:
+        """The verify rows with token healing's mask: row j follows the emitted tokens and d_1..d_j."""
+        if d.request.healing is None:
+            return logits
+        masked = logits
+        for j in range(len(drafts) + 1):
+            allowed = d.request.allowed_after(d.generated + drafts[:j])
+            if allowed is None:  # the healed text is spelled on this path: the later rows are free
+                break
+            masked = logits.clone() if masked is logits else masked  # never write into a runner's buffer
+            masked[j] = constrain(logits[j], allowed)
+        return masked
 
     def _propose(self, d: Decoding) -> Proposal:
         """Copy from context when it can, else ask the draft model for as many tokens as pays."""
@@ -237,7 +254,8 @@ class Engine:
         if stats.rounds == 0 and stats.draft_prefill_tokens == 0:
             stats.draft_reused_tokens = draft.reusable(view)
             stats.draft_prefill_tokens = len(view) - stats.draft_reused_tokens
-        proposal = self.drafter.propose(draft, view, g, d.request.temperature, d.generator, d.request.check_cancel)
+        proposal = self.drafter.propose(draft, view, g, d.request.temperature, d.generator, d.request.check_cancel,
+                                        lambda drafted: d.request.allowed_after(d.generated + drafted))
         proposal.ms = (time.perf_counter() - t) * 1e3
         stats.draft_ms += proposal.ms
         return proposal

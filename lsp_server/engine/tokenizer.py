@@ -69,5 +69,11 @@ class TokenCodec:
             return None
         return FimIds(*ids)
 
+    def pieces(self) -> tuple[list[str], set[int]]:
+        """Every id's piece, and the ids no text spells (control tokens, FIM specials, any token added
+        to the SentencePiece model): what token healing matches the text before the cursor against."""
+        specials = set(self.tok.all_special_ids) | set(self.tok.added_tokens_decoder)
+        return self.tok.convert_ids_to_tokens(list(range(len(self.tok)))), specials
+
     def vocab_prefix(self, n: int) -> list[str]:
         return self.tok.convert_ids_to_tokens(list(range(n)))

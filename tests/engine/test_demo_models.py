@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,41 @@ def test_completions_of_real_code_parse():
         results.append((text, completed_line_parses(prefix, text, suffix)))
     assert all(text for text, _ in results)
     assert sum(ok for _, ok in results) >= 3, results
+
+
+MID_WORD = [  # (prefix, the rest of the word being typed at the cursor); the rest of the line is not typed yet
+    ("class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.ite", "ms"),
+    ("import os\n\ndef read(path):\n    with open(path) as f:\n        return f.rea", "d"),
+    ("def add(a, b):\n    retu", "rn"),
+    ("import sys\n\ndef main():\n    args = sys.ar", "gv"),
+    ("def area(width, height):\n    return wid", "th"),
+]
+
+
+def test_a_cursor_inside_a_word_continues_the_word():
+    """Token healing: the suggestion, put at the cursor, makes the word right, with no space and
+    nothing typed written again; and typing on inside the word reuses the whole cached prompt."""
+    service = CompletionService(Settings(device="cpu", dtype="float32", max_tokens=16, time_budget_ms=60_000))
+    service.load()
+    right = 0
+    for k, (prefix, rest) in enumerate(MID_WORD):
+        text = service.compute(CursorContext(prefix, "\n"), f"word{k}").text
+        word, typed = re.match(r"\w*", text).group(), re.search(r"\w*$", prefix).group()
+        assert not text[:1].isspace() and not word.startswith(typed[-1] + rest), (prefix[-10:], text)
+        right += word == rest
+    assert right >= 4, right
+    typed_on = service.compute(CursorContext(MID_WORD[0][0] + "m", "\n"), "word0")
+    assert typed_on.stats["reused_tokens"] == typed_on.stats["prompt_tokens"] - 1
+    assert typed_on.text.startswith("s")
+
+
+def test_a_cursor_inside_a_character_run_heals_whole_characters():
+    service = CompletionService(Settings(device="cpu", dtype="float32", max_tokens=16, time_budget_ms=60_000))
+    service.load()
+    prompt = service.prompt(CursorContext("s = '中文 😀'\nprint(s)\nt = '中", "'\n"), "cjk")
+    assert prompt.healed == "中"
+    text = service.compute(CursorContext("s = '中文 😀'\nprint(s)\nt = '中", "'\n"), "cjk").text
+    assert "\ufffd" not in text and not text.startswith("中")
 
 
 def test_model_card_quotes_the_evaluation_script():

@@ -196,3 +196,75 @@ def test_property_speculative_equals_reference(models, seed, length, gamma, max_
     out = engine.generate(request(ids, max_new=max_new, stop_ids=stops))
     assert out.tokens == reference(target, ids, max_new=max_new, stop_ids=stops)
     assert len(out.tokens) <= max_new
+
+
+# -- token healing: the first tokens are kept to a set of ids per state, by every path ------------
+
+def healing_world(seed: int, longest: int = 3, text: tuple[int, int] = (1, 5)):
+    """A made-up spelling of the tiny vocabulary over "ab", pieces of up to `longest` letters (ids
+    above V spell nothing, like the FIM specials), and a text to heal of `text` letters: the
+    constraint the prompt builder would build for it."""
+    from lsp_server.healing import Vocabulary, constraint
+
+    r = random.Random(seed)
+    pieces = [None] * 3 + ["".join(r.choice("ab") for _ in range(r.randint(1, longest))).encode() for _ in range(3, V)]
+    vocab = Vocabulary(pieces + [None] * 4)
+    text = "".join(r.choice("ab") for _ in range(r.randint(*text))).encode()
+    return vocab, text, constraint(vocab, text)
+
+
+def keeps_to(healing, tokens) -> bool:
+    return all((ids := healing.allowed_after(tokens[:j])) is None or tokens[j] in ids for j in range(len(tokens)))
+
+
+@pytest.mark.parametrize("gamma", [1, 3, 6])
+def test_healing_speculative_equals_reference(models, gamma):
+    target, draft = models
+    for same in (False, True):
+        engine = Engine(target, target if same else draft, max_gamma=gamma)
+        changed = 0
+        for seed in range(10):
+            vocab, text, healing = healing_world(seed)
+            ids = prompt(seed)
+            want = reference(target, ids, healing=healing)
+            out = engine.generate(request(ids, healing=healing, cache_key=f"d{seed % 3}"))
+            assert out.tokens == want, (seed, same)
+            assert keeps_to(healing, want)
+            spelled = b"".join(vocab.pieces[t] or b"" for t in want)  # ids past the constraint may spell nothing
+            assert spelled.startswith(text) or (text.startswith(spelled) and out.stats.finish_reason != "length")
+            changed += want != reference(target, ids)
+        assert changed >= 5  # the mask decided the output, not the models' own choice
+
+
+def test_the_draft_proposes_within_the_healing_constraint(models):
+    """A draft equal to the target has every proposal accepted only if it drafts under the same mask
+    (one-letter pieces: the constraint lasts several tokens, past the first, which the target picks)."""
+    target, _ = models
+    engine = Engine(target, target, max_gamma=4, copy_drafter=False)
+    for seed in range(8):
+        _, _, healing = healing_world(seed, longest=1, text=(6, 8))
+        out = engine.generate(request(prompt(seed), healing=healing, stop_ids=frozenset()))
+        assert out.stats.drafted_tokens > 0 and out.stats.accepted_tokens == out.stats.drafted_tokens, seed
+
+
+def test_healing_to_a_target_only_id(models):
+    """The draft cannot spell what only the target has: it proposes nothing there, the target goes on."""
+    from lsp_server.engine.api import Healing
+
+    target, draft = models
+    healing = Healing((frozenset({V + 1}),), ({},))
+    engine = Engine(target, draft, max_gamma=4)
+    for seed in range(4):
+        ids = prompt(seed)
+        out = engine.generate(request(ids, healing=healing))
+        assert out.tokens[0] == V + 1 and out.tokens == reference(target, ids, healing=healing)
+
+
+def test_sampling_keeps_to_the_healing_constraint(models):
+    target, draft = models
+    engine = Engine(target, draft, max_gamma=4)
+    for seed in range(10):
+        _, _, healing = healing_world(seed)
+        kw = {"healing": healing, "temperature": 1.5, "seed": seed}
+        assert keeps_to(healing, engine.generate(request(prompt(seed), **kw)).tokens)
+        assert keeps_to(healing, reference(target, prompt(seed), **kw))

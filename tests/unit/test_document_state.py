@@ -55,6 +55,9 @@ class FakeCodec:
     def decode_continuation(self, ids: list[int]) -> str:
         return "".join(chr(i - 10) for i in ids)
 
+    def pieces(self) -> tuple[list[str], set[int]]:
+        return [], set()  # no SentencePiece vocabulary: no token healing
+
 
 class FakeBackend:
     """Answers every request with `3.14 * r ** 2` and records what the service asked of it."""

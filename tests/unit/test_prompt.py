@@ -13,14 +13,17 @@ def codec(loaded):
     return loaded.codec
 
 
-def test_spm_and_psm_formats_by_id(codec):
+@pytest.mark.parametrize("heal", [False, True])
+def test_spm_and_psm_formats_by_id(codec, heal):
     fim, bos = codec.fim, codec.bos
     ctx = CursorContext(prefix="def add(a, b):\n    return ", suffix="a + b\n\nprint(add(1, 2))\n")
     pre, suf = codec.encode(ctx.prefix), codec.encode_infill(ctx.suffix)
-    spm = PromptBuilder(codec, fim_order="spm").build(ctx).target_ids
-    psm = PromptBuilder(codec, fim_order="psm").build(ctx).target_ids
-    assert spm == [bos, fim.prefix, fim.suffix] + suf + [fim.middle] + pre
-    assert psm == [bos, fim.prefix] + pre + [fim.suffix] + suf + [fim.middle]
+    pre = pre[:-1] if heal else pre  # healing leaves out the last token, the lone space
+    spm = PromptBuilder(codec, fim_order="spm", heal=heal).build(ctx)
+    psm = PromptBuilder(codec, fim_order="psm", heal=heal).build(ctx)
+    assert spm.target_ids == [bos, fim.prefix, fim.suffix] + suf + [fim.middle] + pre
+    assert psm.target_ids == [bos, fim.prefix] + pre + [fim.suffix] + suf + [fim.middle]
+    assert spm.healed == psm.healed == (" " if heal else "")
 
 
 def test_suffix_has_no_leading_space(codec):
@@ -53,7 +56,7 @@ def test_text_spelling_a_special_is_not_a_special(codec):
 def test_model_without_fim_gets_a_prefix_only_prompt(codec):
     class NoFim:
         bos, fim = codec.bos, None
-        encode, encode_infill = codec.encode, codec.encode_infill
+        encode, encode_infill, pieces = codec.encode, codec.encode_infill, codec.pieces
 
     ctx = CursorContext(prefix="import os\n", suffix="print(1)\n")
     assert PromptBuilder(NoFim()).build(ctx).target_ids == [codec.bos] + codec.encode("import os\n")
@@ -93,7 +96,8 @@ def test_draft_view_start_is_stable_while_typing(codec):
 
 def test_psm_changes_before_the_suffix(codec):
     prompts = typing_session(codec, "psm")
-    a, b = prompts[10], prompts[11]
+    # the first keystroke that changes the prompt: inside a word, healing keeps the prefix's ids
+    a, b = next((a, b) for a, b in zip(prompts[10:], prompts[11:], strict=False) if a.prefix_ids != b.prefix_ids)
     assert len(b.target_ids) - common_prefix(a.target_ids, b.target_ids) > len(b.suffix_ids)  # why SPM is the default
 
 
@@ -114,6 +118,9 @@ class SpyCodec:
 
     def decode_continuation(self, ids):
         return self.codec.decode_continuation(ids)
+
+    def pieces(self):
+        return self.codec.pieces()
 
 
 def type_into(builder, spy, prefix, suffix, typed):
