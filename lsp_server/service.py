@@ -109,16 +109,19 @@ class CompletionService:
         deadline = (time.monotonic() if arrived is None else arrived) + s.time_budget_ms / 1e3
         full = self.prompt(ctx, key)
         prompt = self._in_time(full, key, deadline)
+        # The stop rules read the text after the cursor, as the filters do: the healed tokens spell
+        # text the line already holds (a "(" counted twice would unbalance the bracket rule).
+        def after_cursor(ids):
+            return strip_healed(codec.decode_continuation(ids), prompt.healed)
         request = GenerationRequest(
             target_ids=prompt.target_ids, draft_ids=prompt.draft_ids or None, context_ids=prompt.context_ids,
             max_new_tokens=s.max_tokens, stop_ids=self._stop_ids(),
-            stop=make_stop(codec.decode_continuation, ctx), temperature=s.temperature,
+            stop=make_stop(after_cursor, ctx), temperature=s.temperature,
             seed=random.getrandbits(31) if s.temperature > 0 else None,
             deadline=deadline, cancel=cancel, cache_key=key, speculative=s.speculative, healing=prompt.healing)
         result = self.backend.generate(request)
         self.prefill_rate.observe(result.stats.prefill_tokens, result.stats.prefill_ms)
-        text = strip_healed(codec.decode_continuation(result.tokens), prompt.healed)  # starts at the cursor
-        text = postprocess(text, ctx, result.stats.finish_reason == "time")
+        text = postprocess(after_cursor(result.tokens), ctx, result.stats.finish_reason == "time")
         return Completion(text, {**result.stats.as_dict(), "typed_through": False,
                                  "deferred_tokens": len(full.target_ids) - len(prompt.target_ids)})
 

@@ -13,6 +13,7 @@ import pytest
 from lsp_server.config import Settings
 from lsp_server.engine.models import demo_paths, load_models, resolve_sources
 from lsp_server.engine.tokenizer import FIM_TOKENS
+from lsp_server.postprocess import make_stop
 from lsp_server.prompt import CursorContext
 from lsp_server.service import CompletionService
 
@@ -122,3 +123,26 @@ def test_model_card_quotes_the_evaluation_script():
     for value in (result["loss_target"]["loss"], result["loss_draft"]["loss"], result["fim_spm"]["rate"],
                   result["acceptance"]["mean_tokens_per_target_forward"]):
         assert str(value) in card, value
+
+
+def test_the_stop_rules_read_the_text_after_the_cursor(monkeypatch):
+    """With healing the first tokens re-spell text the line already holds; the stop check must not
+    see it, or a healed "(" is counted twice by the bracket rule and decoding stops where the cut
+    would not."""
+    from lsp_server import service as service_module
+
+    seen: list[str] = []
+
+    def spy(decode, ctx):
+        stop = make_stop(decode, ctx)
+        return lambda ids: seen.append(decode(ids)) or stop(ids)
+
+    monkeypatch.setattr(service_module, "make_stop", spy)
+    service = CompletionService(Settings(device="cpu", dtype="float32", max_tokens=12, time_budget_ms=60_000))
+    service.load()
+    ctx = CursorContext("def area(width, height):\n    return max(", "\n")
+    prompt = service.prompt(ctx, "paren")
+    assert prompt.healed.endswith("(")
+    text = service.compute(ctx, "paren").text
+    assert seen and all(not s.startswith(prompt.healed) for s in seen if s), (prompt.healed, seen[:3])
+    assert text == "" or seen[-1].startswith(text)
