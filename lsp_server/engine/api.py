@@ -33,6 +33,10 @@ ForwardHook = Callable[[], None]
 """Called before every model forward (the reliability tests' fault injection; a no-op otherwise)."""
 
 
+class ModelError(Exception):
+    """A model cannot be used; the message is shown to the user as is."""
+
+
 class Cancelled(Exception):
     """Raised inside the engine when a request's cancel flag is set; caught at the boundary."""
 

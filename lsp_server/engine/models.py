@@ -12,7 +12,6 @@ otherwise the embedded demo pair shipped inside the package.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,16 +20,16 @@ from pathlib import Path
 import torch
 
 from . import int8
-from .api import DEFAULT_DRAFT, DEFAULT_TARGET, ModelChoice
-from .tokenizer import TokenCodec
+from .api import ModelChoice, ModelError
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "models" / "demo"
+# Moved to torch-free modules (the remote backend uses them); the names stay importable from here.
+from .sources import DEMO_DIR, demo_paths, local_snapshot, looks_like_path, model_dir, resolve_sources  # noqa: F401
+from .sources import explain as _explain
+from .tokenizer import TokenCodec
+from .tokenizer import load_tokenizer as _load_tokenizer
+
 SUPPORTED = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 Progress = Callable[[str, int], None]  # (message, percent)
-
-
-class ModelError(Exception):
-    """A model cannot be used; the message is shown to the user as is."""
 
 
 @dataclass
@@ -63,79 +62,6 @@ def resolve_dtype(name: str, device: torch.device, weight_bytes_fp32: int = 0) -
     if device.type == "cuda":
         return torch.float16
     return torch.bfloat16 if weight_bytes_fp32 > 4 << 30 else torch.float32
-
-
-def demo_paths() -> tuple[Path, Path]:
-    return DEMO_DIR / "target", DEMO_DIR / "draft"
-
-
-def _cached_snapshot(repo_id: str) -> str:
-    """The directory of `repo_id` in the Hugging Face cache; raises when it is not there or not an id."""
-    from huggingface_hub import snapshot_download
-
-    return snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors", "*.model"])
-
-
-def local_snapshot(repo_id: str) -> str | None:
-    """The directory of `repo_id` in the Hugging Face cache, without touching the network."""
-    try:
-        return _cached_snapshot(repo_id)
-    except Exception:
-        return None
-
-
-def looks_like_path(value: str) -> bool:
-    """Tell a directory from a Hugging Face id when neither is found.
-
-    Hub ids are `name` or `owner/name` and never start with '.', '/' or '~', so a value that does,
-    or that holds a backslash or more than one '/', is meant as a directory. A relative directory
-    with a single slash reads as an id: write it `./models/x`.
-    """
-    return value.startswith((".", "/", "~")) or os.path.isabs(value) or "\\" in value or value.count("/") > 1
-
-
-def model_dir(src: str) -> str:
-    """The local directory holding model `src` (a directory, or an id in the Hugging Face cache)."""
-    path = Path(src).expanduser()
-    if path.is_dir():
-        return str(path)
-    if looks_like_path(src) or path.exists():
-        where = "" if str(path.resolve()) == src else f" ({path.resolve()})"
-        state = "is a file, not a model directory" if path.exists() else "does not exist"
-        raise ModelError(f"directory {src}{where} {state}; set speclsp.target/draft to a model "
-                         "directory or a Hugging Face id")
-    try:
-        return _cached_snapshot(src)
-    except ValueError as e:  # the hub's id syntax check
-        raise ModelError(f"{src!r} is not a directory and not a Hugging Face id (owner/name); set "
-                         "speclsp.target/draft to a model directory or a Hugging Face id") from e
-    except Exception as e:
-        raise ModelError(f"{src} is not in the local Hugging Face cache, nor a directory here: run "
-                         f"`speclsp pull {src}` to download it (the server never downloads), or set "
-                         "speclsp.target/draft to a model directory") from e
-
-
-def resolve_sources(settings: ModelChoice) -> tuple[str, str | None, list[str]]:
-    """Which target and draft to load, and notices to show once (e.g. 'using the demo pair')."""
-    notices: list[str] = []
-    target, draft = settings.target, settings.draft
-    if not target:
-        target = local_snapshot(DEFAULT_TARGET)
-        if target is None:
-            target = str(demo_paths()[0])
-            notices.append(
-                "CodeLlama-7b is not on this machine: using the embedded demo models (small, for trying "
-                "speclsp out). Run `speclsp pull` to download the real pair, or set speclsp.target/draft "
-                "to a model id or directory.")
-            if not draft:
-                draft = str(demo_paths()[1])
-    if not draft:
-        draft = local_snapshot(DEFAULT_DRAFT)
-        if draft is None:
-            notices.append("AMD-Llama-135m-code is not on this machine: completing without a draft model.")
-    if draft == "none":
-        draft = None
-    return target, draft, notices
 
 
 def load_models(settings: ModelChoice, progress: Progress = lambda m, p: None) -> LoadedModels:
@@ -173,15 +99,6 @@ def check_pair(target: torch.nn.Module, draft: torch.nn.Module, codec: TokenCode
     if TokenCodec(draft_tokenizer).vocab_prefix(shared) != codec.vocab_prefix(shared):
         raise ModelError("draft and target tokenizers disagree on shared ids; they are not a speculative pair")
     return dv
-
-
-def _load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
-    except Exception as e:
-        raise ModelError(_explain(path, "tokenizer", e)) from e
 
 
 def _load_model(src: str, device: torch.device, dtype_name: str) -> torch.nn.Module:
@@ -241,7 +158,3 @@ def _fp32_bytes(config) -> int:
     h, v = config.hidden_size, config.vocab_size
     ffn = getattr(config, "intermediate_size", 4 * h)
     return 4 * (2 * v * h + config.num_hidden_layers * (4 * h * h + 3 * h * ffn))
-
-
-def _explain(path: str, what: str, error: Exception) -> str:
-    return f"cannot read the {what} in {path} ({type(error).__name__}: {str(error)[:200]}); check the directory"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .api import ModelError
+from .sources import explain
+
 FIM_TOKENS = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
 _SENTINELS = ("\n", "☺", "a")
 
@@ -77,3 +80,14 @@ class TokenCodec:
 
     def vocab_prefix(self, n: int) -> list[str]:
         return self.tok.convert_ids_to_tokens(list(range(n)))
+
+
+def load_tokenizer(path: str):
+    """The transformers tokenizer in a model directory (see sources.model_dir); imported here, not
+    with the module, so code that only reads ids needs no transformers."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+    except Exception as e:
+        raise ModelError(explain(path, "tokenizer", e)) from e
