@@ -38,6 +38,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-prefix-cache", action="store_false", dest="prefixCache", default=None)
     g.add_argument("--time-budget-ms", type=int, dest="timeBudgetMs",
                    help="the most time one completion may take, queue wait included (default 2000)")
+    g.add_argument("--backend", help="local (the models in this process) or remote (a shared inference server)")
+    g.add_argument("--remote-url", dest="remoteUrl", help="the shared inference server's base URL")
+    g.add_argument("--remote-kind", dest="remoteKind", help="auto, llama.cpp, vllm, sglang, openai")
+    g.add_argument("--remote-model", dest="remoteModel")
+    g.add_argument("--remote-api-key-env", dest="remoteApiKeyEnv",
+                   help="the NAME of the environment variable holding the server's API key")
+    g.add_argument("--remote-timeout-ms", type=int, dest="remoteTimeoutMs")
+    g.add_argument("--remote-allow-insecure", action="store_true", dest="remoteAllowInsecure", default=None,
+                   help="allow plain http:// to a server on another machine")
     g.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     g.add_argument("--log-file", help="write the log here instead of stderr")
     _refuse_bad_values(p)

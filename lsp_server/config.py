@@ -12,6 +12,7 @@ which tests compare with it).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 import sys
@@ -19,11 +20,16 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 FIM_ORDERS = ("spm", "psm")
 FALLBACKS = ("auto", "always", "never")
+BACKENDS = ("local", "remote")
+REMOTE_KINDS = ("auto", "llama.cpp", "vllm", "sglang", "openai")
+URL_RE = re.compile(r"^(https?://[^\s/?#]+(/\S*)?)?$")
+ENV_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 def _setting(default: Any, doc: str, **rule: Any) -> Any:
@@ -72,6 +78,26 @@ class Settings:
     completion_fallback: str = _setting("auto", (
         'The suggestion also as a `textDocument/completion` item: "auto" (only for editors without inline '
         'completion), "always" or "never". Read when the server starts.'), choices=FALLBACKS)
+    backend: str = _setting("local", '"local" runs the models in this process; "remote" sends the prompts (as token '
+                            "ids) to a shared inference server at remoteUrl.", choices=BACKENDS)
+    remote_url: str = _setting("", (
+        "The shared inference server's base URL (e.g. https://llm.example.com), for backend \"remote\". Plain "
+        "http:// is taken only to this machine (localhost, 127.0.0.1, ::1) unless remoteAllowInsecure is true."),
+        pattern=URL_RE, expected="an http:// or https:// URL")
+    remote_kind: str = _setting("auto", (
+        'The server\'s kind: "llama.cpp" (llama-server\'s /completion), "vllm", "sglang", "openai" (their '
+        '/v1/completions), or "auto" (asked of the server when the backend opens).'), choices=REMOTE_KINDS)
+    remote_model: str = _setting("", "The model name the server is asked for (vLLM, SGLang, OpenAI-compatible "
+                                 "servers); empty: the server's first model.")
+    remote_api_key_env: str = _setting("", (
+        "The NAME of an environment variable holding the server's API key (sent as a bearer token, to remoteUrl "
+        "only); the key itself never goes in the settings. Empty: no key."),
+        pattern=ENV_NAME_RE, expected="an environment variable's name", quoted=False)
+    remote_timeout_ms: int = _setting(10_000, "How long the remote server may take to accept a connection or to "
+                                      "send the next part of an answer before the request fails.",
+                                      within=(100, 600_000))
+    remote_allow_insecure: bool = _setting(False, "Allow plain http:// to a remoteUrl that is not this machine "
+                                           "(your code then crosses the network unencrypted).")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -93,6 +119,7 @@ class SettingField:
     choices: tuple[str, ...] | None = None
     pattern: re.Pattern[str] | None = None
     expected: str | None = None
+    quoted: bool = True  # False: a message never repeats the value (it may be a secret put in the wrong place)
 
     def accepts(self, value: Any) -> bool:
         """Whether a value already of the field's type keeps the field's rule."""
@@ -188,10 +215,34 @@ def settings_from_lsp(options: Mapping[str, Any] | None, base: Settings | None =
             if not f.accepts(value):
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
-            problems.append(f"invalid speclsp.{key}={_quote(raw)}; keeping {_quote(getattr(settings, f.attr))}")
+            shown = _quote(raw) if f.quoted else f"(not shown; expected {f.expects()})"
+            problems.append(f"invalid speclsp.{key}={shown}; keeping {_quote(getattr(settings, f.attr))}")
             continue
         changes[f.attr] = value
-    return settings.replace(**changes), problems
+    merged = settings.replace(**changes)
+    problem = insecure_url(merged.remote_url, merged.remote_allow_insecure)
+    if problem:  # the other field of the pair decides too, so this is checked after both are merged
+        kept = settings.remote_url if not insecure_url(settings.remote_url, merged.remote_allow_insecure) else ""
+        problems.append(f"refused speclsp.remoteUrl={_quote(merged.remote_url)}: {problem}; keeping {_quote(kept)}")
+        merged = merged.replace(remote_url=kept)
+    return merged, problems
+
+
+def insecure_url(url: str, allowed: bool) -> str | None:
+    """Why `url` may not carry the user's code, or None: plain http:// only to this machine unless
+    `allowed`, since anyone on the path could read or change what goes over it."""
+    if not url.startswith("http://") or allowed:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return ("plain http:// to another machine sends your code unencrypted; use https:// or set "
+            "speclsp.remoteAllowInsecure to true")
 
 
 QUOTE_CHARS = 40  # a message quotes at most this much of a value: values can be megabytes

@@ -113,3 +113,53 @@ def test_command_line_flags_are_read_by_their_camel_case_names():
 
     args = Namespace(command="serve", maxTokens=8, maxDocumentChars=100, temperature=None, file="x.py")
     assert settings_from_args(args) == Settings(max_tokens=8, max_document_chars=100)
+
+
+REMOTE = {"backend": "remote", "remoteUrl": "https://llm.example.com/base", "remoteKind": "vllm",
+          "remoteModel": "codellama", "remoteApiKeyEnv": "SPECLSP_KEY", "remoteTimeoutMs": 500,
+          "remoteAllowInsecure": False}
+
+
+def test_the_remote_settings_are_accepted():
+    s, problems = settings_from_lsp(REMOTE)
+    assert problems == []
+    assert (s.backend, s.remote_url, s.remote_kind, s.remote_model, s.remote_api_key_env, s.remote_timeout_ms,
+            s.remote_allow_insecure) == ("remote", "https://llm.example.com/base", "vllm", "codellama",
+                                         "SPECLSP_KEY", 500, False)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8080", "http://127.0.0.1:8080", "http://127.3.4.5",
+                                 "http://[::1]:8080/", "https://10.0.0.1:8443", ""])
+def test_plain_http_is_taken_to_this_machine_and_https_anywhere(url):
+    s, problems = settings_from_lsp({"remoteUrl": url})
+    assert problems == [] and s.remote_url == url
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8080", "http://llm.example.com", "http://localhost.evil.com",
+                                 "http://127.0.0.1.nip.io"])
+def test_plain_http_to_another_machine_is_refused_unless_allowed(url):
+    base = Settings(remote_url="https://llm.example.com")
+    s, problems = settings_from_lsp({"remoteUrl": url}, base)
+    assert s.remote_url == "https://llm.example.com" and len(problems) == 1
+    assert "unencrypted" in problems[0] and "remoteAllowInsecure" in problems[0]
+    s, problems = settings_from_lsp({"remoteUrl": url, "remoteAllowInsecure": True}, base)
+    assert problems == [] and s.remote_url == url
+
+
+def test_turning_insecure_off_drops_an_insecure_url_it_allowed():
+    base = Settings(remote_url="http://10.0.0.1:8080", remote_allow_insecure=True)
+    s, problems = settings_from_lsp({"remoteAllowInsecure": False}, base)
+    assert s.remote_url == "" and not s.remote_allow_insecure and len(problems) == 1
+
+
+@pytest.mark.parametrize("key,value", [("remoteUrl", "ftp://host"), ("remoteUrl", "llm.example.com"),
+                                       ("remoteKind", "tgi"), ("backend", "cloud"), ("remoteTimeoutMs", 0)])
+def test_bad_remote_values_keep_the_default(key, value):
+    s, problems = settings_from_lsp({key: value})
+    assert s == Settings() and len(problems) == 1 and key in problems[0]
+
+
+def test_an_api_key_put_where_its_variable_s_name_goes_is_never_repeated():
+    s, problems = settings_from_lsp({"remoteApiKeyEnv": "sk-live-0123456789abcdef"})
+    assert s.remote_api_key_env == "" and len(problems) == 1
+    assert "sk-live" not in problems[0] and "environment variable" in problems[0]
