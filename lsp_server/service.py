@@ -27,7 +27,9 @@ from .timing import CALIBRATION_TOKENS, PrefillRate, prefill_allowance
 
 log = logging.getLogger(__name__)
 
-MODEL_KEYS = ("target", "draft", "device", "dtype")  # changing one of these reloads the models
+# changing one of these reloads the models (or, for a remote server, reconnects and reloads the tokenizer)
+MODEL_KEYS = ("target", "draft", "device", "dtype", "backend", "remote_url", "remote_kind", "remote_model",
+              "remote_api_key_env")
 CALIBRATION_TEXT = "def area(width, height):\n    return width * height\n\n" * 16
 
 

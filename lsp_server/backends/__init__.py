@@ -1,8 +1,8 @@
 """Where the models run, behind one small protocol: the service hands token ids in and gets tokens and stats back.
 
 The completion service builds prompts and reads completions; a backend runs the models. `local`
-runs the engine in this process, on this machine's device. A client of a shared inference server
-fits the same seam: nothing here or in the service needs torch.
+runs the engine in this process, on this machine's device; `remote` sends the same prompts to a
+shared inference server. Nothing here or in the service needs torch.
 """
 
 from __future__ import annotations
@@ -61,7 +61,11 @@ class Backend(Protocol):
 
 
 def open_backend(settings: Settings, progress: Progress = lambda message, percent: None) -> Backend:
-    """The backend the settings name, with its models loaded (slow). Raises engine.models.ModelError."""
+    """The backend the settings name, with its models loaded (slow). Raises engine.api.ModelError."""
+    if settings.backend == "remote":
+        from .remote import RemoteBackend
+
+        return RemoteBackend(settings, progress)
     from .local import LocalBackend
 
     return LocalBackend(settings, progress)

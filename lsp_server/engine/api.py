@@ -37,6 +37,11 @@ class ModelError(Exception):
     """A model cannot be used; the message is shown to the user as is."""
 
 
+class Unavailable(Exception):
+    """The models cannot answer now (a remote server down, refusing, or answering badly). The
+    message says why, for the user's status; the request gets an empty answer and later ones try again."""
+
+
 class Cancelled(Exception):
     """Raised inside the engine when a request's cancel flag is set; caught at the boundary."""
 
