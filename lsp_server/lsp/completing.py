@@ -14,7 +14,7 @@ import time
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from ..engine.api import Cancelled
+from ..engine.api import Cancelled, Unavailable
 from ..prompt import CursorContext
 from ..scheduler import Superseded
 from ..service import Completion
@@ -92,6 +92,9 @@ class Completing:
         except asyncio.CancelledError:
             record.cancelled = True
             raise
+        except Unavailable as e:  # the inference server failed: one line in the status, an empty answer
+            log.warning("completion %d: %s", record.id, e)
+            record.error = self.unavailable = str(e)[:300]
         except Exception as e:  # a fault in the model worker: log it, answer empty, keep serving
             log.exception("completion %d failed", record.id)
             record.error = f"{type(e).__name__}: {e}"[:300]
@@ -99,6 +102,8 @@ class Completing:
                 self.scheduler.submit("__models__", lambda cancel: self.tell(self.service.recover_from_oom()),
                                       supersede=False)
         finally:
+            if completion is not None:
+                self.unavailable = None  # the server answered again: the status says so
             self._finish(record, completion, t0)
         if completion is not None and completion.text:
             self.background(uri, lambda cancel: self.service.prefetch(ctx, uri, completion.text, cancel))
@@ -111,7 +116,8 @@ class Completing:
             record.measured, record.text_chars = dict(completion.stats), len(completion.text)
         self.stats.append(record)
         log.info("request %s", {k: v for k, v in record.to_json().items() if k != "uri"})
-        self.status(self.state(), self.load_error or "", last=record.brief())
+        problem = self.unavailable
+        self.status("error" if problem else self.state(), problem or self.load_error or "", last=record.brief())
 
     def typed_through(self, uri: str, ctx: CursorContext) -> Completion | None:
         """The rest of a shown suggestion the user is typing through, answered here on the event
@@ -131,6 +137,8 @@ class Completing:
                 fn(cancel)
             except Cancelled:
                 pass
+            except Unavailable as e:  # said by the next completion's status; no traceback per keystroke
+                log.info("background work on %s: %s", uri, e)
             except Exception:
                 log.exception("background work on %s failed", uri)
 

@@ -48,6 +48,7 @@ class SpeclspServer(Notices, Loading, Completing, LanguageServer):
         self.request_ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.load_error: str | None = None
+        self.unavailable: str | None = None  # why the last completion got no answer from a remote server
         self.warm_timers: dict[str, asyncio.TimerHandle] = {}
         self.client_name = ""
         self.progress_token: str | None = None  # the client's progress bar while models load
