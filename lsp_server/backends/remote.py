@@ -57,7 +57,7 @@ class RemoteBackend:
         stats = Stats(prompt_tokens=len(request.target_ids), prefill_tokens=len(request.target_ids))
         generated: list[int] = []
         cut = lambda: _cancelled(request) or request.out_of_time()  # noqa: E731
-        events = self.wire.stream(*self._body(request), cut)
+        events = self.wire.stream(*self._body(request), cut, routing_header(request.cache_key))
         with contextlib.closing(events):  # leaving the loop closes the stream: the server stops
             for event in events:
                 request.check_cancel()
@@ -82,7 +82,7 @@ class RemoteBackend:
             return Stats()
         body = {"prompt": request.target_ids, "n_predict": 0, "cache_prompt": True,
                 "id_slot": self.slot(request.cache_key), "stream": False}
-        self.wire.post("/completion", body)
+        self.wire.post("/completion", body, routing_header(request.cache_key))
         return Stats(prompt_tokens=len(request.target_ids))
 
     def cached_tokens(self, key: str, ids: list[int]) -> int:
@@ -205,3 +205,12 @@ def _stopped_on_eos(event: dict) -> bool:
     choices = event.get("choices") or [{}]
     reason = event.get("stop_type") or (choices[0].get("finish_reason") if isinstance(choices[0], dict) else None)
     return reason in ("eos", "stop")
+
+
+ROUTING_HEADER = "X-Speclsp-Document"
+
+
+def routing_header(key: str | None) -> dict:
+    """A per-document key a router can hash on to keep each document on one replica (and its
+    prefix cache hot): a stable hash of the document's URI, so no file name leaves the machine."""
+    return {ROUTING_HEADER: f"{zlib.crc32(key.encode('utf-8')):08x}"} if key else {}

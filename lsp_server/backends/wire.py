@@ -53,14 +53,14 @@ class Wire:
         with self._exchange("GET", path, None) as response:
             return _json(response.read(), self.where + path)
 
-    def post(self, path: str, body: dict) -> dict:
-        with self._exchange("POST", path, body) as response:
+    def post(self, path: str, body: dict, headers: dict | None = None) -> dict:
+        with self._exchange("POST", path, body, headers) as response:
             return _json(response.read(), self.where + path)
 
-    def stream(self, path: str, body: dict, cut: Callable[[], bool]) -> Iterator[dict]:
+    def stream(self, path: str, body: dict, cut: Callable[[], bool], headers: dict | None = None) -> Iterator[dict]:
         """The events of a streamed answer, as they arrive. Leaving the loop (or `cut()` turning
         true, checked every few milliseconds while a read waits) closes the connection."""
-        with self._exchange("POST", path, body) as response:
+        with self._exchange("POST", path, body, headers) as response:
             done = threading.Event()
             watcher = threading.Thread(target=_watch, args=(response, cut, done), daemon=True)
             watcher.start()
@@ -71,13 +71,13 @@ class Wire:
                 watcher.join()
 
     @contextlib.contextmanager
-    def _exchange(self, method: str, path: str, body: dict | None):
+    def _exchange(self, method: str, path: str, body: dict | None, headers: dict | None = None):
         self._check_backoff()
         conn = self._connect()
         try:
             try:
                 conn.request(method, self.base + path, body=None if body is None else json.dumps(body),
-                             headers=self.headers)
+                             headers={**self.headers, **(headers or {})})
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
                 raise self._down(e) from e

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lsp_server.backends.remote import RemoteBackend
+from lsp_server.backends.remote import ROUTING_HEADER, RemoteBackend
 from lsp_server.config import Settings
 from lsp_server.engine.api import Cancelled, GenerationRequest, ModelError, Unavailable
 from tests.remote_fake import FakeServer
@@ -180,3 +180,14 @@ def test_warm_up_fills_the_document_s_slot_for_nothing(server):
     b.prefill(request())
     body = server.seen[-1].body
     assert body["n_predict"] == 0 and body["prompt"] == PROMPT and body["id_slot"] == b.slot("file:///a.py")
+
+
+def test_each_document_sends_one_routing_key_and_no_file_name(server):
+    """A router with session affinity (e.g. vLLM's production-stack router, --session-key) keeps a
+    document on one replica by this header; it is a hash, so the file's name stays here."""
+    b = backend(server)
+    b.generate(request(max_new_tokens=2))
+    b.prefill(request())
+    keys = {seen.headers.get(ROUTING_HEADER) for seen in server.seen if seen.body is not None}
+    assert len(keys) == 1 and None not in keys
+    assert "a.py" not in next(iter(keys))
