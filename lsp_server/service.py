@@ -28,8 +28,9 @@ from .timing import CALIBRATION_TOKENS, PrefillRate, prefill_allowance
 log = logging.getLogger(__name__)
 
 # changing one of these reloads the models (or, for a remote server, reconnects and reloads the tokenizer)
-MODEL_KEYS = ("target", "draft", "device", "dtype", "backend", "remote_url", "remote_kind", "remote_model",
-              "remote_api_key_env")
+MODEL_KEYS = ("target", "draft", "device", "dtype", "backend")
+# and these only while the remote backend is chosen: the local models do not depend on them
+REMOTE_KEYS = ("remote_url", "remote_kind", "remote_model", "remote_api_key_env")
 CALIBRATION_TEXT = "def area(width, height):\n    return width * height\n\n" * 16
 
 
@@ -67,7 +68,8 @@ class CompletionService:
         """Take new settings; True when the models must be reloaded to honour them."""
         old, self.settings = self.settings, settings
         self.documents.forget_suggestions()  # made under the old settings
-        if any(getattr(old, k) != getattr(settings, k) for k in MODEL_KEYS):
+        keys = MODEL_KEYS + (REMOTE_KEYS if settings.backend == "remote" else ())
+        if any(getattr(old, k) != getattr(settings, k) for k in keys):
             return True
         if self.backend is not None:
             self.backend.configure(settings)

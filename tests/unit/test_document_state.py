@@ -137,3 +137,11 @@ def test_a_second_out_of_memory_drops_the_draft_view(service):
     assert "dropped" in service.recover_from_oom() and service.builder.draft_positions == 300
     assert "unloaded" in service.recover_from_oom() and service.builder.draft_positions == 0
     assert [c for c in service.backend.calls if c[0] == "shrink"] == [("shrink", False), ("shrink", True)]
+
+
+def test_a_remote_server_setting_reloads_only_while_the_remote_backend_is_chosen(service):
+    """Typing a server address while the local engine runs must not reload the local models."""
+    local = service.settings
+    assert service.apply(local.replace(remote_url="https://llm.example:8080")) is False
+    assert service.apply(service.settings.replace(backend="remote")) is True
+    assert service.apply(service.settings.replace(remote_url="https://other.example")) is True
