@@ -73,19 +73,24 @@ def configs() -> list[tuple[str, str, bool]]:
     return [(f"{order}/{'speculative' if spec else 'plain'}", order, spec) for order in ORDERS for spec in (True, False)]
 
 
+def _loaded(backend):
+    """An open_backend for CompletionService that hands over a backend already loaded."""
+    return lambda settings, progress: backend
+
+
 def pair_services(settings, folder: Path, lift_budget: bool) -> dict:
     """One service per configuration, all over one backend: the pair is loaded once."""
     from ..service import CompletionService
 
     base = settings.replace(target=str(folder / "target"), draft=str(folder / "draft"))
-    services, first = {}, None
+    services, backend = {}, None
     for name, order, spec in configs():
-        shared = {} if first is None else {"open_backend": lambda s, progress: first.backend}
+        shared = {"open_backend": _loaded(backend)} if backend else {}
         service = CompletionService(base.replace(fim_order=order, speculative=spec), **shared)
         service.load()
         if lift_budget:
             service.prefill_rate = UnmeasuredRate()
-        services[name], first = service, first or service
+        services[name], backend = service, service.backend
     return services
 
 
@@ -146,13 +151,13 @@ def describe_corpus(listing: Path, texts: list, holes: list[Hole], count: int) -
             "mid_word_share": {k: mean(h.mid_word for h in holes if k in ("all", h.kind)) for k in ("all", *KINDS)}}
 
 
-def check_server(services: dict, holes: list[Hole], suggestions: list[str], count: int) -> dict:
-    """The first `count` holes of each kind through `speclsp serve`, in the server's default
+def check_server(services: dict, holes: list[Hole], suggestions: list[str]) -> dict:
+    """The first LSP_HOLES holes of each kind through `speclsp serve`, in the server's default
     configuration (SPM, speculative), against the service's suggestions for them."""
     from ..config import settings_to_lsp
     from .quality_lsp import lsp_check
 
-    pick = [i for kind in KINDS for i in [j for j, h in enumerate(holes) if h.kind == kind][:count]]
+    pick = [i for kind in KINDS for i in [j for j, h in enumerate(holes) if h.kind == kind][:LSP_HOLES]]
     options = settings_to_lsp(services["spm/speculative"].settings)
     return lsp_check(options, [holes[i] for i in pick], [suggestions[i] for i in pick])
 
@@ -166,14 +171,14 @@ def measure_pair(name: str, folder: Path, holes: list[Hole], settings, lift: boo
     return pair_result(holes, rows, info), services
 
 
-def quality_suite(args, checkpoint=lambda partial: None, count: int | None = None, lsp_holes: int = LSP_HOLES) -> dict:
-    """The suite: the holes, then each pair in each configuration, then a few holes through the
-    server process (the first pair). `count`: holes of each kind (default by --quick);
+def quality_suite(args, checkpoint=lambda partial: None) -> dict:
+    """The suite: the holes (SIZES of each kind, by --quick), then each pair in each configuration,
+    then LSP_HOLES of each kind through the server process (the first pair).
     `checkpoint(partial)` gets the result so far every few holes."""
     from ..config import settings_to_lsp
 
     listing, texts = corpus(args)
-    count = count or SIZES["quick" if args.quick else "full"]
+    count = SIZES["quick" if args.quick else "full"]
     holes = make_holes(texts, count)
     settings, lift = suite_settings(args)
     out = {"heldout": describe_corpus(listing, texts, holes, count),
@@ -188,9 +193,8 @@ def quality_suite(args, checkpoint=lambda partial: None, count: int | None = Non
 
     for name, folder in parse_pairs(getattr(args, "pair", None)):
         out["pairs"][name], services = measure_pair(name, folder, holes, settings, lift, report)
-        if lsp_holes and "lsp" not in out:
-            out["lsp"] = {"pair": name, **check_server(services, holes, out["pairs"][name]["suggestions"]["spm"],
-                                                      lsp_holes)}
+        if LSP_HOLES and "lsp" not in out:
+            out["lsp"] = {"pair": name, **check_server(services, holes, out["pairs"][name]["suggestions"]["spm"])}
     out["failures"] = [f"{name}: {f}" for name, p in out["pairs"].items() for f in p["failures"]]
     if out.get("lsp", {}).get("differ"):
         out["failures"].append(f"speclsp serve answered {len(out['lsp']['differ'])} holes otherwise than the service")

@@ -111,7 +111,7 @@ def lsp_check(options: dict, holes: list[Hole], expected: list[str]) -> dict:
     options = {**options, "timeBudgetMs": min(options["timeBudgetMs"], MAX_BUDGET_MS)}
     try:
         got = asyncio.run(_session(options, holes))
-    except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as e:
+    except (OSError, ConnectionError, TimeoutError) as e:  # asyncio's timeout is TimeoutError
         return {"holes": len(holes), "skipped": f"the server did not answer: {e!r}"}
-    differ = [{"hole": h.describe(), "server": g, "service": e} for h, g, e in zip(holes, got, expected) if g != e]
+    differ = [{"hole": h.describe(), "server": g, "service": e} for h, g, e in zip(holes, got, expected, strict=True) if g != e]
     return {"holes": len(holes), "same": len(holes) - len(differ), "differ": differ}

@@ -8,6 +8,7 @@ bracket and repetition checks look at all of it, since all of it would be insert
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from .holes import is_word_char
 
@@ -118,7 +119,7 @@ def degenerate_repetition(line_before: str, line_prefix: str, suggestion: str, e
         if len(set(unit)) > 1 and unit * 3 not in truth:
             return True
     lines = [line_before, *written.split("\n")]
-    return any(a == b and a.strip() and f"{a}\n{b}" not in truth for a, b in zip(lines, lines[1:]))
+    return any(a == b and a.strip() and f"{a}\n{b}" not in truth for a, b in pairwise(lines))
 
 
 def word_part(text: str) -> str:

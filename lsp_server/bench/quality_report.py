@@ -61,7 +61,7 @@ def identity(rows: dict[str, list[dict]]) -> tuple[dict, list[str]]:
     out, failures = {}, []
     for order in ORDERS:
         spec, plain = rows[f"{order}/speculative"], rows[f"{order}/plain"]
-        differ = [i for i, (a, b) in enumerate(zip(spec, plain)) if a["text"] != b["text"]]
+        differ = [i for i, (a, b) in enumerate(zip(spec, plain, strict=True)) if a["text"] != b["text"]]
         out[order] = {"identical": len(spec) - len(differ), "of": len(spec),
                       "differ": [{"hole": i, "speculative": spec[i]["text"], "plain": plain[i]["text"]} for i in differ]}
         if differ:
@@ -107,7 +107,7 @@ def table(result: dict) -> str:
                 cells[-2] = f"{q['latency_ms_p50']:.0f}/{q['latency_ms_p95']:.0f}"
                 lines.append([pair, order, kind, str(s["holes"]), *cells])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in lines]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
     for pair, p in result["pairs"].items():
         same = ", ".join(f"{o} {v['identical']} of {v['of']}" for o, v in p["identical"].items())
         text.append(f"{pair}: speculative output identical to plain decoding: {same}")
