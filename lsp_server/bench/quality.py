@@ -64,6 +64,7 @@ def parse_pairs(specs: list[str] | None) -> list[tuple[str, Path]]:
 
 
 def default_out(args) -> Path:
+    """bench/results/quality-<pair names>[-quick].json, under the working directory."""
     names = "-".join(name for name, _ in parse_pairs(args.pair))
     return Path("bench") / "results" / f"quality-{names}{'-quick' if args.quick else ''}.json"
 
@@ -145,6 +146,7 @@ def suite_settings(args):
 
 
 def describe_corpus(listing: Path, texts: list, holes: list[Hole], count: int) -> dict:
+    """Where the holes come from, and how many cursors fall inside a word, overall and by kind."""
     where = listing.resolve()
     shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
     return {"listing": str(shown), "files_found": len(texts), "seed": SEED, "holes_per_kind": count,
