@@ -107,10 +107,13 @@ def table(result: dict) -> str:
                 cells[-2] = f"{q['latency_ms_p50']:.0f}/{q['latency_ms_p95']:.0f}"
                 lines.append([pair, order, kind, str(s["holes"]), *cells])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
     for pair, p in result["pairs"].items():
         same = ", ".join(f"{o} {v['identical']} of {v['of']}" for o, v in p["identical"].items())
         text.append(f"{pair}: speculative output identical to plain decoding: {same}")
+    share = result.get("heldout", {}).get("mid_word_share")
+    if share:
+        text.append(f"cursors inside a word: {share['all']:.0%} of the holes ({share['mid_line']:.0%} of the mid-line ones)")
     lsp = result.get("lsp")
     if lsp:
         said = lsp.get("skipped") or f"{lsp['same']} of {lsp['holes']} holes answered as by the service"

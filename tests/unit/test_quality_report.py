@@ -66,6 +66,7 @@ def test_a_partial_run_covers_the_first_holes():
 def fake_result(plain: list[str] | None = None) -> dict:
     pair = quality_report.pair_result(HOLES, rows(plain), {"target": "t"})
     return {"pairs": {"demo": pair}, "failures": [f"demo: {f}" for f in pair["failures"]],
+            "heldout": {"mid_word_share": {"all": 1 / 3, "mid_line": 1.0, "line_start": 0.0}},
             "lsp": {"pair": "demo", "holes": 2, "same": 2, "differ": []}}
 
 
@@ -75,6 +76,7 @@ def test_the_table_has_a_row_per_order_and_kind():
     assert lines[0].split()[:4] == ["pair", "order", "kind", "holes"]
     assert sum(line.startswith("demo  spm") for line in lines) == 3
     assert "spm 3 of 3, psm 3 of 3" in text and "2 of 2 holes answered as by the service" in text
+    assert "cursors inside a word: 33% of the holes (100% of the mid-line ones)" in text
     assert "FAILED" not in text
 
 
