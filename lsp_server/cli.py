@@ -222,11 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="benchmarks; prints JSON")
-    p.add_argument("suite", nargs="?", default="cpu", help="cpu | gpu | replay | wait")
+    p.add_argument("suite", nargs="?", default="cpu", help="cpu | gpu | replay | wait | quality")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--small", action="store_true", help="gpu suite: scaled-down shapes (runs on a CPU)")
     p.add_argument("--file", help="replay suite: the file to type (default: a held-out standard-library file)")
+    p.add_argument("--pair", action="append", metavar="NAME=DIR", help="quality suite: a model pair to measure, "
+                   "DIR holding target/ and draft/ (repeatable; default: the embedded demo pair)")
+    p.add_argument("--heldout", metavar="LISTING", help="quality suite: the heldout.json of the files to cut "
+                   "holes from (default: the demo pair's); for several pairs, one whose files none trained on")
     _model_options(p)
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("pull", help="download models into the Hugging Face cache (the one command that needs "

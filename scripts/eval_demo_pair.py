@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Measure the embedded demo pair on held-out code: the numbers of docs/demo-models.md.
+"""Measure the embedded demo pair on held-out code: the model figures of docs/demo-models.md.
 
 - held-out loss of both models (left to right, nats per token);
-- fill-in-the-middle exact match of the first line, through the product's own pipeline
-  (prompt builder, engine, post-processing), in SPM and PSM order;
 - the draft's acceptance against the target, greedy, draft length 4: mean tokens emitted per
   target forward in speculative rounds, on left-to-right continuations of held-out code.
+
+What the pair writes into fill-in-the-middle holes, through the product's own pipeline, is
+measured by `speclsp bench quality` (lsp_server/bench/quality.py).
 
 The held-out files are those listed in lsp_server/models/demo/heldout.json (chosen by a hash
 of the path, never trained on), read from this machine's standard library.
@@ -28,12 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lsp_server.bench.heldout import heldout_texts  # noqa: E402
+from lsp_server.bench.holes import cut_holes  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.engine.api import GenerationRequest  # noqa: E402
 from lsp_server.engine.models import demo_paths, load_models  # noqa: E402
 from lsp_server.engine.speculative import Engine  # noqa: E402
-from lsp_server.prompt import CursorContext  # noqa: E402
-from lsp_server.service import CompletionService  # noqa: E402
 
 
 @torch.no_grad()
@@ -52,39 +52,11 @@ def heldout_loss(model, codec, texts, max_tokens: int, window: int = 512) -> dic
     return {"loss": round(total / max(count, 1), 4), "tokens": count}
 
 
-def holes(texts, n: int, seed: int = 0, line_start: bool = False):
-    """Cursor positions in non-trivial lines: (file, document, offset, the rest of the line).
-    `line_start`: the cursor after the line's indentation (a whole line to write); otherwise at a
-    random point inside the line, often mid-word."""
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        name, text = rng.choice(texts)
-        lines = text.split("\n")
-        i = rng.randrange(len(lines))
-        line = lines[i]
-        if len(line.strip()) < 12 or line.strip().startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip())
-        cut = indent if line_start else rng.randrange(indent, len(line) - 3)
-        offset = sum(len(x) + 1 for x in lines[:i]) + cut
-        # the hole is the rest of the line: the suffix starts at the next line
-        doc = text[:offset] + text[offset + len(line) - cut:]
-        out.append((name, doc, offset, line[cut:]))
-    return out
-
-
-def fim_exact_match(order: str, cases, max_tokens: int = 32) -> dict:
-    t, d = demo_paths()
-    service = CompletionService(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32",
-                                         fim_order=order, context_tokens=1024, max_tokens=max_tokens,
-                                         time_budget_ms=60_000))
-    service.load()
-    hits = 0
-    for k, (_, doc, offset, truth) in enumerate(cases):
-        got = service.compute(CursorContext(doc[:offset], doc[offset:]), f"hole{k}").text
-        hits += got.split("\n", 1)[0].strip() == truth.strip()
-    return {"holes": len(cases), "exact_first_line": hits, "rate": round(hits / len(cases), 3)}
+def holes(texts, n: int, seed: int = 0, line_start: bool = False) -> list[tuple[str, str, int, str]]:
+    """The quality suite's holes (lsp_server/bench/holes.py) as (file, document, cursor offset, the
+    rest of the line), for the scripts that cut their holes through this one."""
+    kind = "line_start" if line_start else "mid_line"
+    return [(h.file, h.prefix + h.suffix, len(h.prefix), h.expected) for h in cut_holes(texts, n, kind, seed)]
 
 
 def acceptance(models, texts, prompts: int, gamma: int = 4, new: int = 64, seed: int = 1) -> dict:
@@ -106,9 +78,9 @@ def acceptance(models, texts, prompts: int, gamma: int = 4, new: int = 64, seed:
             "mean_tokens_per_target_forward": round((accepted + rounds) / max(rounds, 1), 3)}
 
 
-SIZES = {  # held-out tokens for the losses, holes per FIM measurement, prompts for the acceptance
-    "full": {"tokens": 60_000, "holes": 100, "prompts": 40},
-    "quick": {"tokens": 20_000, "holes": 20, "prompts": 15},
+SIZES = {  # held-out tokens for the losses, prompts for the acceptance
+    "full": {"tokens": 60_000, "prompts": 40},
+    "quick": {"tokens": 20_000, "prompts": 15},
 }
 
 
@@ -120,19 +92,16 @@ def parse_args() -> argparse.Namespace:
 
 
 def measure(sizes: dict) -> dict:
-    """Every figure of the model card, on the held-out files found on this machine."""
+    """The model card's loss and acceptance figures, on the held-out files found on this machine."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
     texts = heldout_texts()
     t, d = demo_paths()
     models = load_models(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32"))
-    cases, line_cases = holes(texts, sizes["holes"]), holes(texts, sizes["holes"], seed=1, line_start=True)
     result = {
         "python": sys.version.split()[0], "heldout_files_found": len(texts),
         "loss_target": heldout_loss(models.target, models.codec, texts, sizes["tokens"]),
         "loss_draft": heldout_loss(models.draft, models.codec, texts, sizes["tokens"]),
-        "fim_spm": fim_exact_match("spm", cases), "fim_psm": fim_exact_match("psm", cases),
-        "fim_spm_whole_line": fim_exact_match("spm", line_cases),
         "acceptance": acceptance(models, texts, sizes["prompts"]),
     }
     result["perplexity_target"] = round(math.exp(result["loss_target"]["loss"]), 2)

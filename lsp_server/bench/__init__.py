@@ -9,6 +9,10 @@ Suites:
   replay  a typing session replayed keystroke by keystroke (see replay.py).
   wait    how long a request waits for the model worker while it prefills in the background:
           prefill cost per chunk size, and request waits through the in-process server.
+  quality what the model pairs write into fill-in-the-middle holes of held-out code, through the
+          completion service (see quality.py); prints a table, writes the JSON to
+          bench/results/quality-<pairs>.json unless --out says otherwise; exits 1 when speculative
+          and plain decoding wrote different text.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ def run_bench(args) -> int:
         print("speclsp: bench gpu builds CodeLlama-7b-shaped models (about 27 GB in float32 on a CPU) and needs a "
               "CUDA/ROCm GPU; run `speclsp bench gpu --small` for scaled-down shapes on this machine", file=sys.stderr)
         return 2
+
+    def checkpoint(partial: dict) -> None:
+        if args.out:
+            Path(args.out).write_text(json.dumps({"suite": suite, "partial": True, **partial}, indent=1))
+
     if suite == "gpu":
         from .gpu import gpu_suite
-
-        def checkpoint(partial: dict) -> None:
-            if args.out:
-                Path(args.out).write_text(json.dumps({"suite": suite, "partial": True, **partial}, indent=1))
 
         result = gpu_suite(small=args.small, quick=args.quick, checkpoint=checkpoint)
     elif suite == "cpu":
@@ -52,12 +57,36 @@ def run_bench(args) -> int:
         from .wait import wait_suite
 
         result = wait_suite(args)
+    elif suite == "quality":
+        return _quality(args, checkpoint)
     else:
-        print(f"unknown suite {suite!r}: gpu, cpu, replay or wait", file=sys.stderr)
+        print(f"unknown suite {suite!r}: gpu, cpu, replay, wait or quality", file=sys.stderr)
         return 2
-    result = {"suite": suite, "command": " ".join(["speclsp", *sys.argv[1:]]), "env": environment(), **result}
+    print(_write(args, result))
+    return 0
+
+
+def _write(args, result: dict) -> str:
+    """The suite's JSON, with the command and the environment; written where --out says."""
+    result = {"suite": args.suite, "command": " ".join(["speclsp", *sys.argv[1:]]), "env": environment(), **result}
     text = json.dumps(result, indent=1)
-    print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    return 0
+    return text
+
+
+def _quality(args, checkpoint) -> int:
+    from .quality import BadArgument, default_out, quality_suite
+    from .quality_report import table
+
+    try:
+        args.out = args.out or str(default_out(args))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        result = quality_suite(args, checkpoint)
+    except BadArgument as e:
+        print(f"speclsp: {e}", file=sys.stderr)
+        return 2
+    _write(args, result)
+    print(table(result))
+    print(f"JSON: {args.out}")
+    return 1 if result["failures"] else 0

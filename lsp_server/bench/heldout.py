@@ -4,8 +4,8 @@ scripts/train_demo_pair.py lists them in models/demo/heldout.json, a JSON list w
 either a path relative to the standard library (``"json/decoder.py"``) or, when whole packages are
 held out, ``{"root": "stdlib" | "site", "path": ..., "package": ...}`` with the path relative to the
 standard library or to a site-packages directory. Every measurement of the pair on unseen code (the
-CPU and GPU benchmarks, the typing replay, scripts/eval_demo_pair.py) reads them through this
-module, finding each listed file wherever this interpreter keeps it. Torch-free.
+CPU and GPU benchmarks, the typing replay, the quality suite, scripts/eval_demo_pair.py) reads them
+through this module, finding each listed file wherever this interpreter keeps it. Torch-free.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def heldout_texts() -> list[tuple[str, str]]:
-    """(name, text) of each held-out file found here."""
-    return [(name, read(path)) for name, path in heldout_paths()]
+def heldout_texts(listing: Path | None = None) -> list[tuple[str, str]]:
+    """(name, text) of each held-out file found here (of the demo pair's listing, or `listing`)."""
+    return [(name, read(path)) for name, path in heldout_paths(listing)]
 
 
 def heldout_text() -> str:

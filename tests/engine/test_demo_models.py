@@ -116,12 +116,16 @@ def test_a_cursor_inside_a_character_run_heals_whole_characters():
     assert "\ufffd" not in text and not text.startswith("中")
 
 
-def test_model_card_quotes_the_evaluation_script():
-    """docs/demo-models.md's numbers come from scripts/eval_demo_pair.py's JSON, not from hand."""
+def test_model_card_quotes_the_evaluation_script_and_the_quality_suite():
+    """docs/demo-models.md's numbers come from scripts/eval_demo_pair.py's JSON and from
+    `speclsp bench quality`'s, not from hand."""
     result = json.loads((ROOT / "bench" / "results" / "demo-eval.json").read_text())
+    quality = json.loads((ROOT / "bench" / "results" / "quality-demo-quick.json").read_text())
+    spm = quality["pairs"]["demo"]["configs"]["spm/speculative"]["all"]
     card = (ROOT / "docs" / "demo-models.md").read_text(encoding="utf-8")
-    for value in (result["loss_target"]["loss"], result["loss_draft"]["loss"], result["fim_spm"]["rate"],
-                  result["acceptance"]["mean_tokens_per_target_forward"]):
+    for value in (result["loss_target"]["loss"], result["loss_draft"]["loss"],
+                  result["acceptance"]["mean_tokens_per_target_forward"], spm["edit_similarity"],
+                  spm["mid_word_correct_rate"]):
         assert str(value) in card, value
 
 

@@ -113,7 +113,8 @@ def test_the_benchmarks_run_where_pygls_is_not_installed(tmp_path):
         "sys.meta_path.insert(0, Block())\n")
     code = ("from lsp_server import cli; import argparse; "
             "cli._setup_logging(argparse.Namespace(log_level='info', log_file=None, command='bench')); "
-            "import lsp_server.bench.gpu, lsp_server.bench.cpu, lsp_server.service; print('ok')")
+            "import lsp_server.bench.gpu, lsp_server.bench.cpu, lsp_server.bench.quality, lsp_server.bench.quality_lsp, "
+            "lsp_server.service; print('ok')")
     env = {"PYTHONPATH": f"{tmp_path}:{PACKAGE.parent}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -66,3 +66,11 @@ def test_this_interpreters_roots_are_its_stdlib_and_site_packages():
     roots = heldout.root_dirs()
     assert roots["stdlib"] == [Path(sysconfig.get_paths()["stdlib"])]
     assert Path(sysconfig.get_paths()["purelib"]) in roots["site"] and len(set(roots["site"])) == len(roots["site"])
+
+
+def test_texts_of_another_listing(tmp_path):
+    """The quality suite's --heldout: the files of any listing, stdlib and site entries alike."""
+    listing = tmp_path / "heldout.json"
+    listing.write_text(json.dumps(["json/decoder.py", {"root": "stdlib", "path": "json/encoder.py", "package": "json"},
+                                   "no/such/file.py"]))
+    assert [name for name, _ in heldout.heldout_texts(listing)] == ["json/decoder.py", "json/encoder.py"]
