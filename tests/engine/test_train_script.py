@@ -109,6 +109,40 @@ def test_the_saved_pair_loads_in_the_product(trained):
     assert saved["models"] == json.loads(json.dumps(summary["models"]))
 
 
+def hole_texts(doc, a: int, b: int, hole: tuple[int, int, int, int]) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) of a training sample's lines a..b-1 split at its hole."""
+    i, c, j, e = hole
+    text = "".join(doc.lines[a:b])
+    start, end = len("".join(doc.lines[a:i])) + c, len("".join(doc.lines[a:j])) + e
+    return text[:start], text[start:end], text[end:]
+
+
+def test_fim_rows_are_the_servers_prompts_id_for_id(trained):
+    """A FIM training row is the prompt the server builds for the same prefix and suffix, then the
+    middle and <EOT>, id for id, in both orders: the dummy prefix on the prefix only, the suffix and
+    the middle as continuations (Meta's encode_infilling), nothing added at the <SUF> or <MID>
+    boundary. Holes of every shape, in chunks that start inside a file too."""
+    from transformers import AutoTokenizer
+
+    from lsp_server.engine.tokenizer import TokenCodec
+    from lsp_server.prompt import CursorContext, PromptBuilder
+
+    tdp, job, _, tokens, data, _ = trained
+    codec = TokenCodec(AutoTokenizer.from_pretrained(job.out / "target", local_files_only=True))
+    rng = random.Random(3)
+    for k in range(300):
+        doc = rng.choice(data.train)
+        a, b = rng.choice(tdp.chunk_ranges(doc, 40, 80))
+        plan = tdp.Plan(doc, a, b, tdp.random_hole(doc, a, b, rng), suffix_first=k % 2 == 1)
+        rows = tdp.make_rows([plan], tokens.encoder, 4096, job.run.vocab)
+        prefix, middle, suffix = hole_texts(doc, a, b, plan.hole)
+        order = "spm" if plan.suffix_first else "psm"
+        prompt = PromptBuilder(codec, 100_000, order).build(CursorContext(prefix, suffix)).target_ids
+        row = rows.ids[0, :rows.lengths[0]].tolist()
+        assert row == prompt + codec.encode_infill(middle) + [codec.fim.end], (order, prefix[-20:], middle)
+        assert rows.hole_starts[0] == len(prompt)
+
+
 def test_a_rerun_with_the_same_seed_is_exact(trained, tmp_path):
     tdp, job, _, tokens, data, summary = trained
     (tmp_path / "draft").mkdir()
