@@ -4,12 +4,16 @@
 - held-out loss of both models (left to right, nats per token);
 - fill-in-the-middle exact match of the first line, through the product's own pipeline
   (prompt builder, engine, post-processing), in SPM and PSM order;
+- where a fill starts, in each order: on holes whose middle starts with code, how often the
+  target's greedy first token is whitespace instead (a target that has not learned PSM answers
+  every PSM prompt with a newline or indentation, whatever the prefix);
 - the draft's acceptance against the target, greedy, draft length 4: mean tokens emitted per
   target forward in speculative rounds, on left-to-right continuations of held-out code.
 
-The held-out files are those listed in lsp_server/models/demo/heldout.json (chosen by a hash
-of the path, never trained on), read from this machine's standard library.
+The held-out files are those listed in the pair's heldout.json (chosen by a hash of the path or
+package, never trained on), read from this machine's Python.
 Usage: python scripts/eval_demo_pair.py [--out bench/results/demo-eval.json] [--quick]
+       [--pair DIR (target/, draft/, heldout.json; default the embedded pair)] [--first-token-only]
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lsp_server.bench.heldout import heldout_texts  # noqa: E402
+from lsp_server.bench.heldout import heldout_paths, read  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.engine.api import GenerationRequest  # noqa: E402
-from lsp_server.engine.models import demo_paths, load_models  # noqa: E402
+from lsp_server.engine.models import DEMO_DIR, load_models  # noqa: E402
 from lsp_server.engine.speculative import Engine  # noqa: E402
-from lsp_server.prompt import CursorContext  # noqa: E402
+from lsp_server.prompt import CursorContext, PromptBuilder  # noqa: E402
 from lsp_server.service import CompletionService  # noqa: E402
 
 
@@ -74,8 +78,8 @@ def holes(texts, n: int, seed: int = 0, line_start: bool = False):
     return out
 
 
-def fim_exact_match(order: str, cases, max_tokens: int = 32) -> dict:
-    t, d = demo_paths()
+def fim_exact_match(pair: Path, order: str, cases, max_tokens: int = 32) -> dict:
+    t, d = pair / "target", pair / "draft"
     service = CompletionService(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32",
                                          fim_order=order, context_tokens=1024, max_tokens=max_tokens,
                                          time_budget_ms=60_000))
@@ -85,6 +89,27 @@ def fim_exact_match(order: str, cases, max_tokens: int = 32) -> dict:
         got = service.compute(CursorContext(doc[:offset], doc[offset:]), f"hole{k}").text
         hits += got.split("\n", 1)[0].strip() == truth.strip()
     return {"holes": len(cases), "exact_first_line": hits, "rate": round(hits / len(cases), 3)}
+
+
+@torch.no_grad()
+def fim_first_token(models, order: str, cases) -> dict:
+    """Of the holes whose middle starts with code, how many greedy fills start with whitespace (a
+    space, tab or newline), and the mean probability of a first token that does; the prompts are
+    the server's (PromptBuilder, 1024 tokens), one forward each."""
+    codec, builder = models.codec, PromptBuilder(models.codec, 1024, order)
+    vocab = models.target.config.vocab_size
+    special = set(codec.tok.all_special_ids)  # "▁<EOT>" decodes as " <EOT>", but ends the fill
+    blank = torch.tensor([i not in special and codec.decode_continuation([i])[:1].isspace() for i in range(vocab)])
+    holes = whitespace = 0
+    mass = 0.0
+    for _, doc, offset, truth in cases:
+        if truth[:1].isspace():
+            continue
+        ids = builder.build(CursorContext(doc[:offset], doc[offset:])).target_ids
+        probs = models.target(torch.tensor([ids])).logits[0, -1].float().softmax(-1)
+        holes, whitespace, mass = holes + 1, whitespace + int(blank[probs.argmax()]), mass + float(probs[blank].sum())
+    return {"holes_middle_starts_with_code": holes, "greedy_first_token_whitespace": whitespace,
+            "mean_p_whitespace_first": round(mass / max(holes, 1), 3)}
 
 
 def acceptance(models, texts, prompts: int, gamma: int = 4, new: int = 64, seed: int = 1) -> dict:
@@ -116,23 +141,38 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pair", type=Path, default=DEMO_DIR, help="a pair's folder: target/, draft/, heldout.json")
+    parser.add_argument("--first-token-only", action="store_true", help="only where fills start (a minute)")
     return parser.parse_args()
 
 
-def measure(sizes: dict) -> dict:
+def load_pair(pair: Path):
+    """The pair's models (float32, CPU) and its held-out files found on this machine."""
+    texts = [(name, read(path)) for name, path in heldout_paths(pair / "heldout.json")]
+    settings = Settings(target=str(pair / "target"), draft=str(pair / "draft"), device="cpu", dtype="float32")
+    return load_models(settings), texts
+
+
+def first_tokens(pair: Path, sizes: dict) -> dict:
+    models, texts = load_pair(pair)
+    cases = holes(texts, sizes["holes"])
+    return {order: fim_first_token(models, order, cases) for order in ("spm", "psm")}
+
+
+def measure(pair: Path, sizes: dict) -> dict:
     """Every figure of the model card, on the held-out files found on this machine."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    texts = heldout_texts()
-    t, d = demo_paths()
-    models = load_models(Settings(target=str(t), draft=str(d), device="cpu", dtype="float32"))
+    models, texts = load_pair(pair)
     cases, line_cases = holes(texts, sizes["holes"]), holes(texts, sizes["holes"], seed=1, line_start=True)
     result = {
         "python": sys.version.split()[0], "heldout_files_found": len(texts),
         "loss_target": heldout_loss(models.target, models.codec, texts, sizes["tokens"]),
         "loss_draft": heldout_loss(models.draft, models.codec, texts, sizes["tokens"]),
-        "fim_spm": fim_exact_match("spm", cases), "fim_psm": fim_exact_match("psm", cases),
-        "fim_spm_whole_line": fim_exact_match("spm", line_cases),
+        "fim_spm": fim_exact_match(pair, "spm", cases), "fim_psm": fim_exact_match(pair, "psm", cases),
+        "fim_spm_whole_line": fim_exact_match(pair, "spm", line_cases),
+        "fim_first_token_spm": fim_first_token(models, "spm", cases),
+        "fim_first_token_psm": fim_first_token(models, "psm", cases),
         "acceptance": acceptance(models, texts, sizes["prompts"]),
     }
     result["perplexity_target"] = round(math.exp(result["loss_target"]["loss"]), 2)
@@ -143,7 +183,9 @@ def measure(sizes: dict) -> dict:
 def main() -> None:
     """Measure, print the JSON, and write it where --out says."""
     args = parse_args()
-    text = json.dumps(measure(SIZES["quick" if args.quick else "full"]), indent=1)
+    sizes = SIZES["quick" if args.quick else "full"]
+    result = first_tokens(args.pair, sizes) if args.first_token_only else measure(args.pair, sizes)
+    text = json.dumps(result, indent=1)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
