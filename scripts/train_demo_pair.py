@@ -1174,22 +1174,25 @@ def training_stats(step: int, total: int | None, run: RunSpec, batches: Batches,
 
 
 @torch.no_grad()
-def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.device) -> dict:
+def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.device,
+             blank: np.ndarray | None = None) -> dict:
     """Mean next-token loss over all real tokens, and over middle + EOT tokens of FIM rows; per FIM
-    order, the middle's loss and its first token's (loss, and how often the greedy choice is right).
+    order, the middle's loss and its first token's: loss, how often the greedy choice is right, and
+    (given ``blank``, per id whether its text starts with whitespace) how often the greedy choice is
+    whitespace where the middle starts with code.
 
     The first middle token is where PSM is hard: after <MID> the model must recall the prefix's end
     from before the suffix, where in SPM it is the token just before. A model that has not learned
     that predicts the same first token whatever the prefix (the most common first token of a middle:
     a newline, from holes at blank lines), and its PSM completions start with whitespace."""
     model.eval()
-    sums, counts = dict.fromkeys(EVAL_MASKS + FIRST_RIGHT, 0.0), dict.fromkeys(EVAL_MASKS, 0)
+    sums, counts = dict.fromkeys(EVAL_MASKS + FIRST_COUNTS, 0.0), dict.fromkeys(EVAL_MASKS, 0)
     check_batch(rows.ids, labels_for(rows.ids, rows.lengths), model.config.vocab_size, "held-out rows")
     ids_all, _ = to_device(rows, device)
     lengths = torch.from_numpy(rows.lengths).to(device)
     holes = torch.from_numpy(rows.hole_starts).to(device)
-    spm_rows = np.zeros(len(rows), bool) if rows.suffix_first is None else rows.suffix_first
-    spm_all = torch.from_numpy(spm_rows).to(device)
+    spm_all = torch.from_numpy(np.zeros(len(rows), bool) if rows.suffix_first is None else rows.suffix_first)
+    blank_ids = torch.from_numpy(np.zeros(model.config.vocab_size, bool) if blank is None else blank).to(device)
     positions = torch.arange(1, run.seq_len, device=device)
     for s in range(0, len(rows), run.batch):
         batch = slice(s, s + run.batch)
@@ -1197,19 +1200,22 @@ def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.de
         with autocast(device):
             logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-        right = logits.argmax(-1) == ids[:, 1:]
-        masks = eval_masks(positions, lengths[batch], holes[batch], spm_all[batch])
+        masks = eval_masks(positions, lengths[batch], holes[batch], spm_all[batch].to(device))
         for key, mask in masks.items():
             sums[key] += float(nll[mask].sum())
             counts[key] += int(mask.sum())
-        for key in FIRST_RIGHT:
-            sums[key] += float(right[masks[key.removesuffix("_right")]].sum())
+        guess, code = logits.argmax(-1), ~blank_ids[ids[:, 1:]]
+        for order in ("psm", "spm"):
+            first = masks[f"{order}_first"]
+            sums[f"{order}_right"] += float((first & (guess == ids[:, 1:])).sum())
+            sums[f"{order}_code"] += float((first & code).sum())
+            sums[f"{order}_blank"] += float((first & code & blank_ids[guess]).sum())
     model.train()
-    return eval_summary(sums, counts)
+    return eval_summary(sums, counts, blank is not None)
 
 
 EVAL_MASKS = ("all", "hole", "psm", "spm", "psm_first", "spm_first")
-FIRST_RIGHT = ("psm_first_right", "spm_first_right")
+FIRST_COUNTS = tuple(f"{order}_{what}" for order in ("psm", "spm") for what in ("right", "code", "blank"))
 
 
 def eval_masks(positions: torch.Tensor, lengths: torch.Tensor, holes: torch.Tensor,
@@ -1224,17 +1230,37 @@ def eval_masks(positions: torch.Tensor, lengths: torch.Tensor, holes: torch.Tens
             "psm_first": first & ~spm, "spm_first": first & spm}
 
 
-def eval_summary(sums: dict, counts: dict) -> dict:
+def eval_summary(sums: dict, counts: dict, whitespace: bool) -> dict:
     result = {"loss": round(sums["all"] / max(1, counts["all"]), 4), "tokens": counts["all"]}
     if counts["hole"]:
         result["middle_loss"] = round(sums["hole"] / counts["hole"], 4)
     for order in ("psm", "spm"):
         rows = counts[f"{order}_first"]
-        if rows:
-            result[order] = {"rows": rows, "middle_loss": round(sums[order] / counts[order], 4),
-                             "first_token_loss": round(sums[f"{order}_first"] / rows, 4),
-                             "first_token_top1": round(sums[f"{order}_first_right"] / rows, 4)}
+        if not rows:
+            continue
+        result[order] = {"rows": rows, "middle_loss": round(sums[order] / counts[order], 4),
+                         "first_token_loss": round(sums[f"{order}_first"] / rows, 4),
+                         "first_token_top1": round(sums[f"{order}_right"] / rows, 4)}
+        if whitespace and sums[f"{order}_code"]:
+            result[order]["first_token_whitespace"] = round(sums[f"{order}_blank"] / sums[f"{order}_code"], 4)
     return result
+
+
+def whitespace_ids(backend: Tokenizer, vocab: int) -> np.ndarray:
+    """Per id below ``vocab``, whether its text starts with whitespace ("▁x", a tab, a newline byte).
+    Special pieces never count: "▁<EOT>" ends a fill, and BOS, EOS, UNK and the other FIM pieces
+    are text of no kind."""
+    specials = set(backend.get_added_tokens_decoder())
+
+    def blank(i: int) -> bool:
+        piece = backend.id_to_token(i) or ""
+        if i in specials:
+            return False
+        if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+            return chr(int(piece[3:5], 16)).isspace()
+        return piece.startswith("▁") or piece[:1].isspace()
+
+    return np.array([blank(i) for i in range(vocab)], bool)
 
 
 def clear_model_dir(directory: Path) -> None:
@@ -1544,22 +1570,24 @@ CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_att
                "tie_word_embeddings", "vocab_size", "dtype")
 
 
-FIRST_TOKEN_CURVE = "[step, PSM first-token loss, PSM top-1, SPM first-token loss, SPM top-1]"
+FIRST_TOKEN_CURVE = ("[step, PSM first middle token top-1, PSM whitespace-first share, "
+                     "SPM top-1, SPM whitespace-first share]")
 
 
 def heldout_loss(model: LlamaForCausalLM, spec: ModelSpec, data: Dataset, run: RunSpec, device: torch.device,
-                 fim_curve: list[list]) -> float:
+                 blank: np.ndarray, fim_curve: list[list]) -> float:
     """The early-stopping measure: the left-to-right held-out loss. A FIM model's held-out FIM rows
     are measured too and logged by order, their first middle token in ``fim_curve``: whether PSM is
     learned shows there, not in the losses (see ``evaluate``)."""
     loss = evaluate(model, data.eval_ltr, run, device)["loss"]
     if spec.fim_rate:
-        fim = evaluate(model, data.eval_fim, run, device)
+        fim = evaluate(model, data.eval_fim, run, device, blank)
         orders = [fim.get(order, {}) for order in ("psm", "spm")]
-        fim_curve.append([o.get(k) for o in orders for k in ("first_token_loss", "first_token_top1")])
-        log(f"{spec.name}: held-out FIM middle loss " + ", ".join(
-            f"{name} {o.get('middle_loss')} (first token {o.get('first_token_loss')}, "
-            f"top-1 {o.get('first_token_top1')})" for name, o in zip(("PSM", "SPM"), orders, strict=True)))
+        fim_curve.append([o.get(k) for o in orders for k in ("first_token_top1", "first_token_whitespace")])
+        log(f"{spec.name}: held-out FIM " + "; ".join(
+            f"{name} middle loss {o.get('middle_loss')}, first token top-1 {o.get('first_token_top1')}, "
+            f"whitespace where code starts {o.get('first_token_whitespace')}"
+            for name, o in zip(("PSM", "SPM"), orders, strict=True)))
     return loss
 
 
@@ -1575,14 +1603,15 @@ def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, 
     feeder = EpochFeeder(lambda rng: training_epoch(data.train, encoder, spec, run, rng),
                          f"{job.seed}-{spec.name}")
     fim_curve: list[list] = []
+    blank = whitespace_ids(encoder.backend, vocab)
     try:
         stats = train(model, spec, run, feeder, device, fixed_steps,
-                      lambda model=model: heldout_loss(model, spec, data, run, device, fim_curve))
+                      lambda model=model: heldout_loss(model, spec, data, run, device, blank, fim_curve))
     finally:
         feeder.close()
     stats["heldout_left_to_right"] = evaluate(model, data.eval_ltr, run, device)
     if spec.fim_rate:
-        stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device)
+        stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device, blank)
         stats["heldout_fim_first_token_curve"] = [[step, *figures] for (step, _), figures
                                                   in zip(stats["heldout_curve"], fim_curve, strict=True)]
     log(f"{spec.name}: {stats}")
@@ -1687,7 +1716,8 @@ FIM_FORMAT = {
     "holes": "5% empty, else part of one line or the rest of 1-6 lines",
     "loss": "all tokens of every sample (FIM samples included)",
     "heldout_middle_loss": "loss on middle + EOT tokens of held-out FIM rows",
-    "heldout_by_order": "psm / spm: middle loss, and the first middle token's loss and greedy top-1 rate",
+    "heldout_by_order": ("psm / spm: middle loss; the first middle token's loss, greedy top-1 rate, and share "
+                         "of greedy first tokens that start with whitespace where the middle starts with code"),
     "heldout_fim_first_token_curve": FIRST_TOKEN_CURVE,
 }
 
