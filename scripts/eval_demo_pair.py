@@ -99,7 +99,8 @@ def fim_first_token(models, order: str, cases) -> dict:
     codec, builder = models.codec, PromptBuilder(models.codec, 1024, order)
     vocab = models.target.config.vocab_size
     special = set(codec.tok.all_special_ids)  # "▁<EOT>" decodes as " <EOT>", but ends the fill
-    blank = torch.tensor([i not in special and codec.decode_continuation([i])[:1].isspace() for i in range(vocab)])
+    blank = torch.tensor([i not in special and codec.decode_continuation([i])[:1].isspace()
+                          for i in range(vocab)])
     holes = whitespace = 0
     mass = 0.0
     for _, doc, offset, truth in cases:
@@ -107,7 +108,9 @@ def fim_first_token(models, order: str, cases) -> dict:
             continue
         ids = builder.build(CursorContext(doc[:offset], doc[offset:])).target_ids
         probs = models.target(torch.tensor([ids])).logits[0, -1].float().softmax(-1)
-        holes, whitespace, mass = holes + 1, whitespace + int(blank[probs.argmax()]), mass + float(probs[blank].sum())
+        holes += 1
+        whitespace += int(blank[probs.argmax()])
+        mass += float(probs[blank].sum())
     return {"holes_middle_starts_with_code": holes, "greedy_first_token_whitespace": whitespace,
             "mean_p_whitespace_first": round(mass / max(holes, 1), 3)}
 
@@ -141,8 +144,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--pair", type=Path, default=DEMO_DIR, help="a pair's folder: target/, draft/, heldout.json")
-    parser.add_argument("--first-token-only", action="store_true", help="only where fills start (a minute)")
+    parser.add_argument("--pair", type=Path, default=DEMO_DIR,
+                        help="a pair's folder: target/, draft/, heldout.json (default: the embedded pair)")
+    parser.add_argument("--first-token-only", action="store_true",
+                        help="only where fills start, in each order (a few minutes on a CPU)")
     return parser.parse_args()
 
 

@@ -31,7 +31,9 @@ The corpus is tokenized by ``--workers`` processes. Training runs against time b
 ``--minutes``, the time left once the corpus is encoded (less a reserve for evaluation and saving)
 is split 70/30 between target and draft; otherwise ``--target-minutes`` / ``--draft-minutes``. A
 few timed steps fix the number of steps, so the cosine schedule ends on time on any GPU; held-out
-loss is measured every ``eval_every`` steps and the best weights are kept (early stopping). Every
+loss is measured every ``eval_every`` steps and the best weights are kept (early stopping); the
+target's held-out FIM rows are measured then too, PSM and SPM apart, down to the first middle token
+(``evaluate``), since a target can learn to fill in one order and not the other. Every
 batch's ids are checked on the host before the device uses them (``check_batch``).
 ``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to repeat a
 run exactly (``planned_steps`` in training.json).
@@ -1192,7 +1194,8 @@ def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.de
     lengths = torch.from_numpy(rows.lengths).to(device)
     holes = torch.from_numpy(rows.hole_starts).to(device)
     spm_all = torch.from_numpy(np.zeros(len(rows), bool) if rows.suffix_first is None else rows.suffix_first)
-    blank_ids = torch.from_numpy(np.zeros(model.config.vocab_size, bool) if blank is None else blank).to(device)
+    no_blank = np.zeros(model.config.vocab_size, bool)
+    blank_ids = torch.from_numpy(no_blank if blank is None else blank).to(device)
     positions = torch.arange(1, run.seq_len, device=device)
     for s in range(0, len(rows), run.batch):
         batch = slice(s, s + run.batch)
@@ -1306,7 +1309,8 @@ def check_saved(directory: Path, vocab: int, fim: bool, device: torch.device) ->
         return tok.decode(out[0, len(prompt):], skip_special_tokens=True)
 
     prefix, suffix = "def is_even(n):\n    ", "\n\nprint(is_even(4))\n"
-    prefix_ids, suffix_ids = encoder.enc_many([prefix])[0].tolist(), encoder.enc_infill_many([suffix])[0].tolist()
+    prefix_ids = encoder.enc_many([prefix])[0].tolist()
+    suffix_ids = encoder.enc_infill_many([suffix])[0].tolist()
     result = {"left_to_right": complete([BOS, *prefix_ids], [EOS])}
     if fim:
         pre, suf, mid, eot = range(vocab, vocab + 4)
@@ -1716,8 +1720,9 @@ FIM_FORMAT = {
     "holes": "5% empty, else part of one line or the rest of 1-6 lines",
     "loss": "all tokens of every sample (FIM samples included)",
     "heldout_middle_loss": "loss on middle + EOT tokens of held-out FIM rows",
-    "heldout_by_order": ("psm / spm: middle loss; the first middle token's loss, greedy top-1 rate, and share "
-                         "of greedy first tokens that start with whitespace where the middle starts with code"),
+    "heldout_by_order": ("psm / spm: middle loss; the first middle token's loss, greedy top-1 rate, and "
+                         "share of greedy first tokens starting with whitespace where the middle starts "
+                         "with code"),
     "heldout_fim_first_token_curve": FIRST_TOKEN_CURVE,
 }
 

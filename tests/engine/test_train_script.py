@@ -180,6 +180,7 @@ def test_heldout_fim_is_measured_by_order_at_the_first_middle_token(trained):
         for key in ("first_token_loss", "first_token_top1", "first_token_whitespace"):
             assert measured[order][key] == pytest.approx(direct[key], abs=2e-3), (order, key)
         assert measured[order]["middle_loss"] > 0
+    assert "first_token_whitespace" not in tdp.evaluate(model, rows, job.run, CPU)["psm"]  # no pieces given
     target = summary["models"]["target"]
     assert {"first_token_whitespace", "first_token_top1"} <= set(target["heldout_fim"]["psm"])
     curve = target["heldout_fim_first_token_curve"]
@@ -191,7 +192,8 @@ def test_whitespace_ids_are_the_pieces_whose_text_starts_with_whitespace(trained
     tdp, job, _, tokens, _, _ = trained
     backend, vocab = tokens.encoder.backend, job.run.vocab
     blank = tdp.whitespace_ids(backend, vocab + 4)
-    for text, starts_blank in (("x = 1", False), (" x = 1", True), ("\n    x", True), ("\tx", True), ("é", False)):
+    cases = (("x = 1", False), (" x = 1", True), ("\n    x", True), ("\tx", True), ("é", False))
+    for text, starts_blank in cases:
         first = tokens.encoder.enc_infill_many([text])[0][0]
         assert blank[first] == starts_blank, (text, backend.id_to_token(int(first)))
     assert not blank[vocab:].any()  # "▁<PRE>" and the other FIM pieces end a fill or are lost; never a space
