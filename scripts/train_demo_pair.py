@@ -31,7 +31,9 @@ The corpus is tokenized by ``--workers`` processes. Training runs against time b
 ``--minutes``, the time left once the corpus is encoded (less a reserve for evaluation and saving)
 is split 70/30 between target and draft; otherwise ``--target-minutes`` / ``--draft-minutes``. A
 few timed steps fix the number of steps, so the cosine schedule ends on time on any GPU; held-out
-loss is measured every ``eval_every`` steps and the best weights are kept (early stopping). Every
+loss is measured every ``eval_every`` steps and the best weights are kept (early stopping); the
+target's held-out FIM rows are measured then too, PSM and SPM apart, down to the first middle token
+(``evaluate``), since a target can learn to fill in one order and not the other. Every
 batch's ids are checked on the host before the device uses them (``check_batch``).
 ``--target-steps`` / ``--draft-steps`` replace the budgets with exact step counts, e.g. to repeat a
 run exactly (``planned_steps`` in training.json).
@@ -747,6 +749,7 @@ class Rows:
     lengths: np.ndarray  # (n,) real tokens per row
     hole_starts: np.ndarray  # (n,) first middle token of a FIM row; == length for left-to-right rows
     fim_fallbacks: int = 0  # FIM samples too long for a row, used left to right instead
+    suffix_first: np.ndarray | None = None  # (n,) bool: a FIM row in SPM order (None: no row is)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -762,6 +765,7 @@ def make_rows(plans: list[Plan], encoder: PieceEncoder, seq_len: int, vocab: int
     ids = np.full((len(plans), seq_len), EOS, np.int32)
     lengths = np.zeros(len(plans), np.int64)
     hole_starts = np.zeros(len(plans), np.int64)
+    suffix_first = np.array([plan.suffix_first for plan in plans], bool)
     fallbacks = 0
     for row, plan in enumerate(plans):
         sample, hole = None, None
@@ -774,7 +778,7 @@ def make_rows(plans: list[Plan], encoder: PieceEncoder, seq_len: int, vocab: int
             hole = len(sample)
         ids[row, :len(sample)] = sample
         lengths[row], hole_starts[row] = len(sample), hole
-    return Rows(ids, lengths, hole_starts, fallbacks)
+    return Rows(ids, lengths, hole_starts, fallbacks, suffix_first)
 
 
 def chunk_budget(run: RunSpec) -> int:
@@ -1172,32 +1176,94 @@ def training_stats(step: int, total: int | None, run: RunSpec, batches: Batches,
 
 
 @torch.no_grad()
-def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.device) -> dict:
-    """Mean next-token loss over all real tokens, and over middle + EOT tokens of FIM rows."""
+def evaluate(model: LlamaForCausalLM, rows: Rows, run: RunSpec, device: torch.device,
+             blank: np.ndarray | None = None) -> dict:
+    """Mean next-token loss over all real tokens, and over middle + EOT tokens of FIM rows; per FIM
+    order, the middle's loss and its first token's: loss, how often the greedy choice is right, and
+    (given ``blank``, per id whether its text starts with whitespace) how often the greedy choice is
+    whitespace where the middle starts with code.
+
+    The first middle token is where PSM is hard: after <MID> the model must recall the prefix's end
+    from before the suffix, where in SPM it is the token just before. A model that has not learned
+    that predicts the same first token whatever the prefix (the most common first token of a middle:
+    a newline, from holes at blank lines), and its PSM completions start with whitespace."""
     model.eval()
-    sums = {"all": 0.0, "hole": 0.0}
-    counts = {"all": 0, "hole": 0}
+    sums, counts = dict.fromkeys(EVAL_MASKS + FIRST_COUNTS, 0.0), dict.fromkeys(EVAL_MASKS, 0)
     check_batch(rows.ids, labels_for(rows.ids, rows.lengths), model.config.vocab_size, "held-out rows")
     ids_all, _ = to_device(rows, device)
     lengths = torch.from_numpy(rows.lengths).to(device)
     holes = torch.from_numpy(rows.hole_starts).to(device)
+    spm_all = torch.from_numpy(np.zeros(len(rows), bool) if rows.suffix_first is None else rows.suffix_first)
+    no_blank = np.zeros(model.config.vocab_size, bool)
+    blank_ids = torch.from_numpy(no_blank if blank is None else blank).to(device)
     positions = torch.arange(1, run.seq_len, device=device)
     for s in range(0, len(rows), run.batch):
-        ids = ids_all[s:s + run.batch]
+        batch = slice(s, s + run.batch)
+        ids = ids_all[batch]
         with autocast(device):
-            logits = model(input_ids=ids, use_cache=False).logits
-        nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
-        real = positions[None, :] < lengths[s:s + run.batch, None]
-        hole = real & (positions[None, :] >= holes[s:s + run.batch, None])
-        for key, mask in (("all", real), ("hole", hole)):
+            logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        masks = eval_masks(positions, lengths[batch], holes[batch], spm_all[batch].to(device))
+        for key, mask in masks.items():
             sums[key] += float(nll[mask].sum())
             counts[key] += int(mask.sum())
+        guess, code = logits.argmax(-1), ~blank_ids[ids[:, 1:]]
+        for order in ("psm", "spm"):
+            first = masks[f"{order}_first"]
+            sums[f"{order}_right"] += float((first & (guess == ids[:, 1:])).sum())
+            sums[f"{order}_code"] += float((first & code).sum())
+            sums[f"{order}_blank"] += float((first & code & blank_ids[guess]).sum())
     model.train()
+    return eval_summary(sums, counts, blank is not None)
+
+
+EVAL_MASKS = ("all", "hole", "psm", "spm", "psm_first", "spm_first")
+FIRST_COUNTS = tuple(f"{order}_{what}" for order in ("psm", "spm") for what in ("right", "code", "blank"))
+
+
+def eval_masks(positions: torch.Tensor, lengths: torch.Tensor, holes: torch.Tensor,
+               spm: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Which predicted tokens each figure of ``evaluate`` counts; ``positions`` are the tokens'
+    indices in their rows (1..seq_len-1), the other arguments one value per row."""
+    real = positions[None, :] < lengths[:, None]
+    hole = real & (positions[None, :] >= holes[:, None])
+    first = real & (positions[None, :] == holes[:, None])
+    spm = spm[:, None]
+    return {"all": real, "hole": hole, "psm": hole & ~spm, "spm": hole & spm,
+            "psm_first": first & ~spm, "spm_first": first & spm}
+
+
+def eval_summary(sums: dict, counts: dict, whitespace: bool) -> dict:
     result = {"loss": round(sums["all"] / max(1, counts["all"]), 4), "tokens": counts["all"]}
     if counts["hole"]:
         result["middle_loss"] = round(sums["hole"] / counts["hole"], 4)
+    for order in ("psm", "spm"):
+        rows = counts[f"{order}_first"]
+        if not rows:
+            continue
+        result[order] = {"rows": rows, "middle_loss": round(sums[order] / counts[order], 4),
+                         "first_token_loss": round(sums[f"{order}_first"] / rows, 4),
+                         "first_token_top1": round(sums[f"{order}_right"] / rows, 4)}
+        if whitespace and sums[f"{order}_code"]:
+            result[order]["first_token_whitespace"] = round(sums[f"{order}_blank"] / sums[f"{order}_code"], 4)
     return result
+
+
+def whitespace_ids(backend: Tokenizer, vocab: int) -> np.ndarray:
+    """Per id below ``vocab``, whether its text starts with whitespace ("▁x", a tab, a newline byte).
+    Special pieces never count: "▁<EOT>" ends a fill, and BOS, EOS, UNK and the other FIM pieces
+    are text of no kind."""
+    specials = set(backend.get_added_tokens_decoder())
+
+    def blank(i: int) -> bool:
+        piece = backend.id_to_token(i) or ""
+        if i in specials:
+            return False
+        if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+            return chr(int(piece[3:5], 16)).isspace()
+        return piece.startswith("▁") or piece[:1].isspace()
+
+    return np.array([blank(i) for i in range(vocab)], bool)
 
 
 def clear_model_dir(directory: Path) -> None:
@@ -1243,12 +1309,13 @@ def check_saved(directory: Path, vocab: int, fim: bool, device: torch.device) ->
         return tok.decode(out[0, len(prompt):], skip_special_tokens=True)
 
     prefix, suffix = "def is_even(n):\n    ", "\n\nprint(is_even(4))\n"
-    result = {"left_to_right": complete([BOS, *encoder.enc_many([prefix])[0].tolist()], [EOS])}
+    prefix_ids = encoder.enc_many([prefix])[0].tolist()
+    suffix_ids = encoder.enc_infill_many([suffix])[0].tolist()
+    result = {"left_to_right": complete([BOS, *prefix_ids], [EOS])}
     if fim:
         pre, suf, mid, eot = range(vocab, vocab + 4)
-        prompt = [BOS, pre, *encoder.enc_many([prefix])[0].tolist(), suf,
-                  *encoder.enc_infill_many([suffix])[0].tolist(), mid]
-        result["infill"] = complete(prompt, [eot, EOS])
+        result["infill"] = complete([BOS, pre, *prefix_ids, suf, *suffix_ids, mid], [eot, EOS])
+        result["infill_spm"] = complete([BOS, pre, suf, *suffix_ids, mid, *prefix_ids], [eot, EOS])
     return result
 
 
@@ -1507,6 +1574,27 @@ CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_att
                "tie_word_embeddings", "vocab_size", "dtype")
 
 
+FIRST_TOKEN_CURVE = ("[step, PSM first middle token top-1, PSM whitespace-first share, "
+                     "SPM top-1, SPM whitespace-first share]")
+
+
+def heldout_loss(model: LlamaForCausalLM, spec: ModelSpec, data: Dataset, run: RunSpec, device: torch.device,
+                 blank: np.ndarray, fim_curve: list[list]) -> float:
+    """The early-stopping measure: the left-to-right held-out loss. A FIM model's held-out FIM rows
+    are measured too and logged by order, their first middle token in ``fim_curve``: whether PSM is
+    learned shows there, not in the losses (see ``evaluate``)."""
+    loss = evaluate(model, data.eval_ltr, run, device)["loss"]
+    if spec.fim_rate:
+        fim = evaluate(model, data.eval_fim, run, device, blank)
+        orders = [fim.get(order, {}) for order in ("psm", "spm")]
+        fim_curve.append([o.get(k) for o in orders for k in ("first_token_top1", "first_token_whitespace")])
+        log(f"{spec.name}: held-out FIM " + "; ".join(
+            f"{name} middle loss {o.get('middle_loss')}, first token top-1 {o.get('first_token_top1')}, "
+            f"whitespace where code starts {o.get('first_token_whitespace')}"
+            for name, o in zip(("PSM", "SPM"), orders, strict=True)))
+    return loss
+
+
 def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, data: Dataset,
                 encoder: PieceEncoder) -> dict:
     """One model: built from the seed, trained on fresh epochs with early stopping on held-out loss,
@@ -1518,14 +1606,18 @@ def train_model(job: Job, spec: ModelSpec, vocab: int, fixed_steps: int | None, 
         f"budget {spec.minutes:.2f} min")
     feeder = EpochFeeder(lambda rng: training_epoch(data.train, encoder, spec, run, rng),
                          f"{job.seed}-{spec.name}")
+    fim_curve: list[list] = []
+    blank = whitespace_ids(encoder.backend, vocab)
     try:
         stats = train(model, spec, run, feeder, device, fixed_steps,
-                      lambda model=model: evaluate(model, data.eval_ltr, run, device)["loss"])
+                      lambda model=model: heldout_loss(model, spec, data, run, device, blank, fim_curve))
     finally:
         feeder.close()
     stats["heldout_left_to_right"] = evaluate(model, data.eval_ltr, run, device)
     if spec.fim_rate:
-        stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device)
+        stats["heldout_fim"] = evaluate(model, data.eval_fim, run, device, blank)
+        stats["heldout_fim_first_token_curve"] = [[step, *figures] for (step, _), figures
+                                                  in zip(stats["heldout_curve"], fim_curve, strict=True)]
     log(f"{spec.name}: {stats}")
     stats["weight_files"] = save_model(model, job.out / spec.name)
     # What the product will compute: the same rows through the int8 weights, dequantized.
@@ -1628,6 +1720,10 @@ FIM_FORMAT = {
     "holes": "5% empty, else part of one line or the rest of 1-6 lines",
     "loss": "all tokens of every sample (FIM samples included)",
     "heldout_middle_loss": "loss on middle + EOT tokens of held-out FIM rows",
+    "heldout_by_order": ("psm / spm: middle loss; the first middle token's loss, greedy top-1 rate, and "
+                         "share of greedy first tokens starting with whitespace where the middle starts "
+                         "with code"),
+    "heldout_fim_first_token_curve": FIRST_TOKEN_CURVE,
 }
 
 

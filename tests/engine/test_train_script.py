@@ -105,8 +105,99 @@ def test_the_saved_pair_loads_in_the_product(trained):
     assert models.draft_vocab == v  # the product's pair check: shared ids mean the same text
     saved = json.loads((job.out / "training.json").read_text(encoding="utf-8"))
     assert saved["tokenizer"]["vocab_target"] == saved["tokenizer"]["vocab_draft"] + 4
-    assert set(saved["models"]["target"]["reload_check"]) == {"left_to_right", "infill"}
+    assert set(saved["models"]["target"]["reload_check"]) == {"left_to_right", "infill", "infill_spm"}
     assert saved["models"] == json.loads(json.dumps(summary["models"]))
+
+
+def hole_texts(doc, a: int, b: int, hole: tuple[int, int, int, int]) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) of a training sample's lines a..b-1 split at its hole."""
+    i, c, j, e = hole
+    text = "".join(doc.lines[a:b])
+    start, end = len("".join(doc.lines[a:i])) + c, len("".join(doc.lines[a:j])) + e
+    return text[:start], text[start:end], text[end:]
+
+
+def test_fim_rows_are_the_servers_prompts_id_for_id(trained):
+    """A FIM training row is the prompt the server builds for the same prefix and suffix, then the
+    middle and <EOT>, id for id, in both orders: the dummy prefix on the prefix only, the suffix and
+    the middle as continuations (Meta's encode_infilling), nothing added at the <SUF> or <MID>
+    boundary. Holes of every shape, in chunks that start inside a file too."""
+    from transformers import AutoTokenizer
+
+    from lsp_server.engine.tokenizer import TokenCodec
+    from lsp_server.prompt import CursorContext, PromptBuilder
+
+    tdp, job, _, tokens, data, _ = trained
+    codec = TokenCodec(AutoTokenizer.from_pretrained(job.out / "target", local_files_only=True))
+    rng = random.Random(3)
+    for k in range(300):
+        doc = rng.choice(data.train)
+        a, b = rng.choice(tdp.chunk_ranges(doc, 40, 80))
+        plan = tdp.Plan(doc, a, b, tdp.random_hole(doc, a, b, rng), suffix_first=k % 2 == 1)
+        rows = tdp.make_rows([plan], tokens.encoder, 4096, job.run.vocab)
+        prefix, middle, suffix = hole_texts(doc, a, b, plan.hole)
+        order = "spm" if plan.suffix_first else "psm"
+        prompt = PromptBuilder(codec, 100_000, order).build(CursorContext(prefix, suffix)).target_ids
+        row = rows.ids[0, :rows.lengths[0]].tolist()
+        assert row == prompt + codec.encode_infill(middle) + [codec.fim.end], (order, prefix[-20:], middle)
+        assert rows.hole_starts[0] == len(prompt)
+
+
+@torch.no_grad()
+def first_middle_tokens(model, rows, suffix_first: bool, blank) -> dict:
+    """The first middle token of the FIM rows in one order, measured row by row: mean loss, greedy
+    top-1 rate, and the share of greedy whitespace where the middle starts with code."""
+    losses, right, code, whitespace = [], 0, 0, 0
+    for r in range(len(rows)):
+        length, hole = int(rows.lengths[r]), int(rows.hole_starts[r])
+        if hole >= length or bool(rows.suffix_first[r]) != suffix_first:
+            continue
+        logits = model(torch.tensor(rows.ids[r:r + 1, :hole]).long()).logits[0, -1].float()
+        truth, guess = int(rows.ids[r, hole]), int(logits.argmax())
+        losses.append(float(torch.nn.functional.cross_entropy(logits, torch.tensor(truth))))
+        right += guess == truth
+        code += not blank[truth]
+        whitespace += bool(not blank[truth] and blank[guess])
+    return {"rows": len(losses), "first_token_loss": sum(losses) / len(losses),
+            "first_token_top1": right / len(losses), "first_token_whitespace": whitespace / code}
+
+
+def test_heldout_fim_is_measured_by_order_at_the_first_middle_token(trained):
+    """A target can fill in SPM and not in PSM: after <MID> it must recall the prefix's end from
+    before the suffix, and one that has not learned to predicts the same first token whatever the
+    prefix (a newline, most often), so its PSM fills start with whitespace. The middle loss of both
+    orders together hardly shows it, so each order's first middle token is measured on its own, at
+    every held-out evaluation and at the end."""
+    tdp, job, _, tokens, data, summary = trained
+    rows, vocab = data.eval_fim, job.run.vocab + 4
+    assert {False, True} <= set(rows.suffix_first.tolist())  # held-out FIM rows in both orders
+    blank = tdp.whitespace_ids(tokens.encoder.backend, vocab)
+    model = tdp.load_saved(job.out / "target", torch.float32)
+    measured = tdp.evaluate(model, rows, job.run, CPU, blank)
+    for order, suffix_first in (("psm", False), ("spm", True)):
+        direct = first_middle_tokens(model, rows, suffix_first, blank)
+        assert measured[order]["rows"] == direct["rows"]
+        for key in ("first_token_loss", "first_token_top1", "first_token_whitespace"):
+            assert measured[order][key] == pytest.approx(direct[key], abs=2e-3), (order, key)
+        assert measured[order]["middle_loss"] > 0
+    assert "first_token_whitespace" not in tdp.evaluate(model, rows, job.run, CPU)["psm"]  # no pieces given
+    target = summary["models"]["target"]
+    assert {"first_token_whitespace", "first_token_top1"} <= set(target["heldout_fim"]["psm"])
+    curve = target["heldout_fim_first_token_curve"]
+    assert [point[0] for point in curve] == [point[0] for point in target["heldout_curve"]]
+    assert all(len(point) == 5 and None not in point for point in curve)
+
+
+def test_whitespace_ids_are_the_pieces_whose_text_starts_with_whitespace(trained):
+    tdp, job, _, tokens, _, _ = trained
+    backend, vocab = tokens.encoder.backend, job.run.vocab
+    blank = tdp.whitespace_ids(backend, vocab + 4)
+    cases = (("x = 1", False), (" x = 1", True), ("\n    x", True), ("\tx", True), ("é", False))
+    for text, starts_blank in cases:
+        first = tokens.encoder.enc_infill_many([text])[0][0]
+        assert blank[first] == starts_blank, (text, backend.id_to_token(int(first)))
+    assert not blank[vocab:].any()  # "▁<PRE>" and the other FIM pieces end a fill or are lost; never a space
+    assert not blank[[tdp.BOS, tdp.EOS, tdp.UNK]].any()
 
 
 def test_a_rerun_with_the_same_seed_is_exact(trained, tmp_path):
