@@ -81,7 +81,7 @@ def test_server_greedy_equals_our_reference(demo_pair, llama_server, fim_order):
         assert last["tokens_evaluated"] == len(ids)  # the ids as sent: no BOS added, nothing re-tokenized
         agree.append((remote == local, remote, local))
     print(f"{fim_order}: {sum(a for a, _, _ in agree)}/{len(agree)} prompts give the same greedy ids")
-    assert all(a for a, _, _ in agree), [(r, l) for a, r, l in agree if not a]
+    assert all(a for a, _, _ in agree), [(r, loc) for a, r, loc in agree if not a]
 
 
 def test_typing_reuses_the_slots_prompt_cache(demo_pair, llama_server):
