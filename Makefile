@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint client-test client-package e2e-vscode e2e-vscode-test e2e-nvim e2e-emacs clean
+.PHONY: setup demo test llama-server lint client-test client-package e2e-vscode e2e-vscode-test e2e-nvim e2e-emacs clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,15 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/speclsp demo
 
+# (the real-vocabulary test fetches its 0.7 MB GGUF vocabulary into .tools/ on first use)
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not editor"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not editor and not llama_server"
+
+# a real llama.cpp llama-server (CPU), built once into .tools/llama-server by
+# scripts/install_llama_server.sh, running our token-id prompts on the demo pair
+llama-server: setup
+	PYTHON=$(abspath $(BIN))/python bash scripts/install_llama_server.sh >/dev/null
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m llama_server tests/engine/test_llama_server.py -s
 
 # real editors, headless: Neovim 0.12 (installed by scripts/install_neovim.sh) and VS Code (code-server)
 e2e-nvim: setup
