@@ -3,7 +3,9 @@
 The server runs the embedded demo pair converted to GGUF F32 (tests/llama_server.py), the demo draft
 loaded as its speculative draft. Each prompt is built by PromptBuilder with the demo tokenizer and sent
 to /completion as a list of ids, streamed, on one slot with the prompt cache on: what a shared-server
-backend sends. Greedy decoding on both sides must give the same ids.
+backend sends. Greedy decoding on both sides must give the same ids, or part ways only where our
+reference's two best logits are a near tie (float32 sums in another order can swap them): measured
+2026-12-08, 11 of 12 prompts identical for 32 tokens, one parting at token 20 on a 0.002 logit gap.
 
 Deselected from `make test` (marker llama_server): building llama-server takes long on small machines.
 `make llama-server` builds it and runs these tests.
@@ -12,6 +14,7 @@ Deselected from `make test` (marker llama_server): building llama-server takes l
 from __future__ import annotations
 
 import pytest
+import torch
 
 from lsp_server.engine.api import GenerationRequest
 from lsp_server.engine.reference import reference_generate
@@ -20,6 +23,7 @@ from tests.llama_server import demo_ggufs, server_binary, start_server, stop_ser
 
 pytestmark = pytest.mark.llama_server
 N_PREDICT = 32
+NEAR_TIE = 0.01  # logit gap between the two best ids under which llama.cpp and torch may pick differently
 CONTEXTS = [  # (prefix, suffix)
     ("def add(a, b):\n    return", "\n\nprint(add(1, 2))\n"),
     ("import os\n\n\ndef list_python_files(root):\n    files = []\n    for name in os.listdir(root):\n        if",
@@ -69,19 +73,35 @@ def local_greedy(demo_pair, ids: list[int]) -> list[int]:
     return reference_generate(demo_pair.target, request).tokens
 
 
+def parting(remote: list[int], local: list[int]) -> int | None:
+    """The first step where the two differ; None when they are the same."""
+    if remote == local:
+        return None
+    return next((i for i, (a, b) in enumerate(zip(remote, local, strict=False)) if a != b), min(len(remote), len(local)))
+
+
+@torch.inference_mode()
+def top2_gap(model, ids: list[int]) -> float:
+    top = model(input_ids=torch.tensor([ids])).logits[0, -1].float().topk(2).values
+    return float(top[0] - top[1])
+
+
 @pytest.mark.parametrize("fim_order", ["spm", "psm"])
 def test_server_greedy_equals_our_reference(demo_pair, llama_server, fim_order):
     builder = PromptBuilder(demo_pair.codec, fim_order=fim_order, heal=False)
-    agree = []
+    partings = []
     for prefix, suffix in CONTEXTS:
         ids = builder.build(CursorContext(prefix, suffix)).target_ids
         remote, last = server_greedy(llama_server, ids)
         local = local_greedy(demo_pair, ids)
         remote = [t for t in remote if t not in (demo_pair.codec.eos, demo_pair.codec.fim.end)]
         assert last["tokens_evaluated"] == len(ids)  # the ids as sent: no BOS added, nothing re-tokenized
-        agree.append((remote == local, remote, local))
-    print(f"{fim_order}: {sum(a for a, _, _ in agree)}/{len(agree)} prompts give the same greedy ids")
-    assert all(a for a, _, _ in agree), [(r, loc) for a, r, loc in agree if not a]
+        at = parting(remote, local)
+        if at is not None:
+            partings.append((at, top2_gap(demo_pair.target, ids + local[:at])))
+    print(f"{fim_order}: {len(CONTEXTS) - len(partings)}/{len(CONTEXTS)} prompts give the same {N_PREDICT} greedy "
+          f"ids; parted (step, top-2 logit gap): {partings}")
+    assert all(gap < NEAR_TIE for _, gap in partings), partings
 
 
 def test_typing_reuses_the_slots_prompt_cache(demo_pair, llama_server):
