@@ -10,10 +10,6 @@
 # Exit status: 0 done (or already there), 2 impossible here (PyPI unreachable), 1 anything else.
 set -euo pipefail
 
-die() { echo "fetch_llama_vocab.sh: error: $*" >&2; exit 1; }
-unavailable() { echo "fetch_llama_vocab.sh: unavailable here: $*" >&2; exit 2; }
-log() { echo "fetch_llama_vocab.sh: $*" >&2; }
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/llama_cpp_sdist.sh"
 DEST="${1:-$HERE/../.tools/llama-vocab}"

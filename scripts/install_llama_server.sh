@@ -16,10 +16,6 @@
 #   done once per checkout and reused while `llama-server --version` runs.
 set -euo pipefail
 
-die() { echo "install_llama_server.sh: error: $*" >&2; exit 1; }
-unavailable() { echo "install_llama_server.sh: unavailable here: $*" >&2; exit 2; }
-log() { echo "install_llama_server.sh: $*" >&2; }
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/llama_cpp_sdist.sh"
 DEST="${1:-$HERE/../.tools/llama-server}"

@@ -1,6 +1,7 @@
 # Sourced by fetch_llama_vocab.sh and install_llama_server.sh: the llama.cpp sources, as vendored in
 # the llama-cpp-python sdist on PyPI (pinned), downloaded once into a git-ignored cache.
-# The caller defines log(), die() (exit 1) and unavailable() (exit 2: impossible on this machine).
+# It defines the callers' messages, named after the calling script: log(), die() (exit 1) and
+# unavailable() (exit 2: impossible on this machine).
 #
 # Why the sdist: PyPI is the one package index these machines reach, and this sdist carries the whole
 # llama.cpp tree (server, convert_hf_to_gguf.py, gguf-py, the vocabulary test files) at a known commit.
@@ -27,3 +28,7 @@ llama_sdist() {
     [ -s "$tarball" ] || die "pip download did not leave $tarball"
     echo "$tarball"
 }
+
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+unavailable() { echo "${0##*/}: unavailable here: $*" >&2; exit 2; }
+log() { echo "${0##*/}: $*" >&2; }
